@@ -1,0 +1,344 @@
+//! The in-process bus: the default, so `leakwatch run` works on one machine with nothing else
+//! installed.
+//!
+//! Each queue is an unbounded channel shared by its consumers. The bus counts outstanding
+//! deliveries (published, not yet settled) so a caller can wait until the whole pipeline has
+//! settled ([`EmbeddedBus::wait_idle`]). A delivery dropped unsettled is requeued; one
+//! redelivered more than the delivery limit is dead-lettered and counted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use schema::names::{self, ExchangeKind};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
+
+use crate::{Acker, Bus, BusError, Consumer, Delivery};
+
+struct Envelope {
+    payload: Vec<u8>,
+    redeliveries: u32,
+}
+
+struct Queue {
+    tx: mpsc::UnboundedSender<Envelope>,
+    rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<Envelope>>>,
+}
+
+struct Inner {
+    queues: HashMap<String, Queue>,
+    exchanges: Vec<names::Exchange>,
+    outstanding: watch::Sender<u64>,
+    closed: watch::Sender<bool>,
+    delivery_limit: u32,
+    dead_lettered: AtomicU64,
+    dead_letters: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+/// In-memory implementation of [`Bus`] with leakwatch's topology.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+impl Default for EmbeddedBus {
+    fn default() -> Self {
+        Self::new(5)
+    }
+}
+
+impl EmbeddedBus {
+    /// A bus with leakwatch's queues and exchanges; a message delivered more than
+    /// `delivery_limit` times is dead-lettered.
+    pub fn new(delivery_limit: u32) -> Self {
+        let mut queues = HashMap::new();
+        for q in names::all_queues() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            queues.insert(
+                q.to_string(),
+                Queue {
+                    tx,
+                    rx: Arc::new(AsyncMutex::new(rx)),
+                },
+            );
+        }
+        EmbeddedBus {
+            inner: Arc::new(Inner {
+                queues,
+                exchanges: names::EXCHANGES.to_vec(),
+                outstanding: watch::channel(0).0,
+                closed: watch::channel(false).0,
+                delivery_limit,
+                dead_lettered: AtomicU64::new(0),
+                dead_letters: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Deliveries published and not yet settled.
+    pub fn outstanding(&self) -> u64 {
+        *self.inner.outstanding.borrow()
+    }
+
+    /// Waits until no delivery is outstanding.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.inner.outstanding.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Messages dead-lettered so far.
+    pub fn dead_lettered(&self) -> u64 {
+        self.inner.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// The dead-lettered messages with their queue, for inspection.
+    pub fn dead_letters(&self) -> Vec<(String, Vec<u8>)> {
+        self.inner
+            .dead_letters
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Closes the bus: consumers see the end of their stream, publishes fail.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+
+    fn enqueue(&self, queue: &str, env: Envelope) -> Result<(), BusError> {
+        let q = self
+            .inner
+            .queues
+            .get(queue)
+            .ok_or_else(|| BusError::UnknownQueue(queue.to_string()))?;
+        self.inner.outstanding.send_modify(|n| *n += 1);
+        if q.tx.send(env).is_err() {
+            self.inner.outstanding.send_modify(|n| *n -= 1);
+            return Err(BusError::Closed);
+        }
+        Ok(())
+    }
+
+    fn settle(&self) {
+        self.inner.outstanding.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), BusError> {
+        if *self.inner.closed.borrow() {
+            return Err(BusError::Closed);
+        }
+        if exchange.is_empty() {
+            return self.enqueue(
+                routing_key,
+                Envelope {
+                    payload,
+                    redeliveries: 0,
+                },
+            );
+        }
+        let ex = self
+            .inner
+            .exchanges
+            .iter()
+            .find(|e| e.name == exchange)
+            .ok_or_else(|| BusError::UnknownExchange(exchange.to_string()))?;
+        for b in ex.bindings {
+            let routed = match ex.kind {
+                ExchangeKind::Fanout => true,
+                ExchangeKind::Topic => names::topic_matches(b.pattern, routing_key),
+            };
+            if routed {
+                self.enqueue(
+                    b.queue,
+                    Envelope {
+                        payload: payload.clone(),
+                        redeliveries: 0,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume(&self, queue: &str, _prefetch: u16) -> Result<Box<dyn Consumer>, BusError> {
+        let q = self
+            .inner
+            .queues
+            .get(queue)
+            .ok_or_else(|| BusError::UnknownQueue(queue.to_string()))?;
+        Ok(Box::new(EmbeddedConsumer {
+            bus: self.clone(),
+            queue: queue.to_string(),
+            rx: q.rx.clone(),
+            closed: self.inner.closed.subscribe(),
+        }))
+    }
+}
+
+struct EmbeddedConsumer {
+    bus: EmbeddedBus,
+    queue: String,
+    rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<Envelope>>>,
+    closed: watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn next(&mut self) -> Option<Delivery> {
+        if *self.closed.borrow() {
+            return None;
+        }
+        let env = {
+            let mut rx = self.rx.lock().await;
+            tokio::select! {
+                env = rx.recv() => env?,
+                _ = self.closed.wait_for(|c| *c) => return None,
+            }
+        };
+        let redeliveries = env.redeliveries;
+        let payload = env.payload.clone();
+        Some(Delivery::new(
+            payload,
+            redeliveries,
+            Box::new(EmbeddedAcker {
+                bus: self.bus.clone(),
+                queue: self.queue.clone(),
+                env: Some(env),
+            }),
+        ))
+    }
+}
+
+struct EmbeddedAcker {
+    bus: EmbeddedBus,
+    queue: String,
+    /// Present until settled; a drop while present requeues.
+    env: Option<Envelope>,
+}
+
+impl EmbeddedAcker {
+    fn requeue_or_dead_letter(&mut self, requeue: bool) {
+        let Some(mut env) = self.env.take() else {
+            return;
+        };
+        env.redeliveries += 1;
+        if requeue && env.redeliveries <= self.bus.inner.delivery_limit {
+            // Re-enqueue before settling so the count never dips to zero in between.
+            if self.bus.enqueue(&self.queue, env).is_err() {
+                tracing::warn!(queue = %self.queue, "bus closed, message dropped on requeue");
+            }
+        } else {
+            self.bus.inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(queue = %self.queue, redeliveries = env.redeliveries, "message dead-lettered");
+            if let Ok(mut d) = self.bus.inner.dead_letters.lock() {
+                d.push((self.queue.clone(), env.payload));
+            }
+        }
+        self.bus.settle();
+    }
+}
+
+#[async_trait]
+impl Acker for EmbeddedAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
+        if self.env.take().is_some() {
+            self.bus.settle();
+        }
+        Ok(())
+    }
+
+    async fn nack(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
+        self.requeue_or_dead_letter(requeue);
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedAcker {
+    fn drop(&mut self) {
+        self.requeue_or_dead_letter(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn fanout_reaches_both_page_queues() {
+        let bus = EmbeddedBus::default();
+        bus.publish(names::PAGES_EXCHANGE, "", b"p".to_vec()).await.unwrap();
+        assert_eq!(bus.outstanding(), 2);
+        for q in [names::PAGES_FOR_INDEXER, names::PAGES_FOR_MATCHER] {
+            let mut c = bus.consume(q, 1).await.unwrap();
+            let d = c.next().await.unwrap();
+            assert_eq!(d.payload, b"p");
+            d.ack().await.unwrap();
+        }
+        assert_eq!(bus.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn topic_routes_alerts_and_unknown_names_fail() {
+        let bus = EmbeddedBus::default();
+        bus.publish(names::ALERTS_EXCHANGE, "alert.image", b"a".to_vec()).await.unwrap();
+        bus.publish(names::ALERTS_EXCHANGE, "other.key", b"b".to_vec()).await.unwrap();
+        assert_eq!(bus.outstanding(), 1);
+        assert!(matches!(
+            bus.publish("nope", "", vec![]).await,
+            Err(BusError::UnknownExchange(_))
+        ));
+        assert!(matches!(
+            bus.publish("", "nope", vec![]).await,
+            Err(BusError::UnknownQueue(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn dropped_delivery_is_redelivered_then_dead_lettered() {
+        let bus = EmbeddedBus::new(2);
+        bus.publish("", names::IMAGES, b"poison".to_vec()).await.unwrap();
+        let mut c = bus.consume(names::IMAGES, 1).await.unwrap();
+        let d = c.next().await.unwrap();
+        assert_eq!(d.redeliveries, 0);
+        drop(d); // handler crashed
+        let d = c.next().await.unwrap();
+        assert_eq!(d.redeliveries, 1);
+        d.nack(true).await.unwrap();
+        let d = c.next().await.unwrap();
+        assert_eq!(d.redeliveries, 2);
+        d.nack(true).await.unwrap();
+        assert_eq!(bus.dead_lettered(), 1);
+        assert_eq!(bus.outstanding(), 0);
+        assert_eq!(bus.dead_letters()[0].1, b"poison");
+    }
+
+    #[tokio::test]
+    async fn wait_idle_waits_for_the_last_ack_and_close_ends_consumers() {
+        let bus = EmbeddedBus::default();
+        bus.publish("", names::CRAWL_REQUESTS, b"x".to_vec()).await.unwrap();
+        let mut c = bus.consume(names::CRAWL_REQUESTS, 1).await.unwrap();
+        let d = c.next().await.unwrap();
+        let idle = tokio::spawn({
+            let bus = bus.clone();
+            async move { bus.wait_idle().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!idle.is_finished());
+        d.ack().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), idle).await.unwrap().unwrap();
+        bus.close();
+        assert!(c.next().await.is_none());
+        assert!(matches!(bus.publish("", names::IMAGES, vec![]).await, Err(BusError::Closed)));
+    }
+}

@@ -1,0 +1,156 @@
+//! Fetching one resource the way a crawler must: redirects followed hop by hop (each hop
+//! normalised and sent back through the transport's checks), a cap on hops, and the response
+//! classified by what its bytes are rather than what its headers claim.
+
+use url::Url;
+
+use crate::transport::{Fetcher, Limits, RawResponse};
+use crate::urls;
+use crate::FetchError;
+
+/// What a response turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Html,
+    Image,
+    Other,
+}
+
+/// A successful fetch after redirects.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub final_url: Url,
+    pub response: RawResponse,
+    pub sniffed: Sniffed,
+}
+
+/// GETs `url`, following at most `max_redirects` redirects.
+pub async fn fetch(
+    fetcher: &dyn Fetcher,
+    url: &Url,
+    limits: &Limits,
+    max_redirects: u32,
+) -> Result<Fetched, FetchError> {
+    let mut current = url.clone();
+    let mut hops = 0;
+    loop {
+        let resp = fetcher.get(&current, limits).await?;
+        if matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+            let location = resp.header("location").ok_or(FetchError::Status(resp.status))?;
+            let next = urls::normalize(&current, location).ok_or(FetchError::BadRedirect)?;
+            hops += 1;
+            if hops > max_redirects {
+                return Err(FetchError::TooManyRedirects(max_redirects));
+            }
+            current = next;
+            continue;
+        }
+        if !(200..300).contains(&resp.status) {
+            return Err(FetchError::Status(resp.status));
+        }
+        let sniffed = sniff(resp.header("content-type"), &resp.body);
+        return Ok(Fetched {
+            final_url: current,
+            response: resp,
+            sniffed,
+        });
+    }
+}
+
+/// Classifies a body: image magic numbers win over any header; HTML by header or by its start.
+pub fn sniff(content_type: Option<&str>, body: &[u8]) -> Sniffed {
+    if image_magic(body) {
+        return Sniffed::Image;
+    }
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("text/html") || ct.starts_with("application/xhtml") {
+        return Sniffed::Html;
+    }
+    let head: Vec<u8> = body
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace() || **b == 0xef || **b == 0xbb || **b == 0xbf)
+        .take(64)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    let markup = [&b"<!doctype html"[..], b"<html", b"<head", b"<body", b"<title", b"<!--"];
+    if markup.iter().any(|m| head.starts_with(m)) || (ct.is_empty() || ct.starts_with("text/plain")) && head.starts_with(b"<") {
+        return Sniffed::Html;
+    }
+    Sniffed::Other
+}
+
+/// Whether the bytes start like an image format leakwatch decodes.
+pub fn image_magic(b: &[u8]) -> bool {
+    b.starts_with(&[0xff, 0xd8, 0xff])
+        || b.starts_with(b"\x89PNG\r\n\x1a\n")
+        || b.starts_with(b"GIF87a")
+        || b.starts_with(b"GIF89a")
+        || b.starts_with(b"BM")
+        || (b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP")
+}
+
+/// Decodes an HTML body to text. Charset from the header, else a `<meta>` in the first 1 KiB,
+/// else UTF-8 when valid, else Windows-1252 (what browsers assume). The flag says whether the
+/// encoding had to be guessed for bytes that are not UTF-8.
+pub fn decode_html(content_type: Option<&str>, body: &[u8]) -> (String, bool) {
+    let declared = content_type
+        .and_then(charset_param)
+        .or_else(|| meta_charset(&body[..body.len().min(1024)]))
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()));
+    if let Some(enc) = declared {
+        let (text, _, _) = enc.decode(body);
+        return (text.into_owned(), false);
+    }
+    match std::str::from_utf8(body) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => {
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(body);
+            (text.into_owned(), true)
+        }
+    }
+}
+
+fn charset_param(ct: &str) -> Option<String> {
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("charset")).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn meta_charset(head: &[u8]) -> Option<String> {
+    let lower: Vec<u8> = head.iter().map(|b| b.to_ascii_lowercase()).collect();
+    let pos = lower.windows(8).position(|w| w == b"charset=")?;
+    let rest = &lower[pos + 8..];
+    let rest = rest.strip_prefix(b"\"").or_else(|| rest.strip_prefix(b"'")).unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(Some("image/jpeg"), b"<html>"), Sniffed::Html);
+        assert_eq!(sniff(Some("text/html"), b"\x89PNG\r\n\x1a\nxxxx"), Sniffed::Image);
+        assert_eq!(sniff(None, b"  <!DOCTYPE html><p>"), Sniffed::Html);
+        assert_eq!(sniff(Some("application/pdf"), b"%PDF-1.4"), Sniffed::Other);
+        assert_eq!(sniff(Some("application/octet-stream"), b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Image);
+    }
+
+    #[test]
+    fn charsets() {
+        let latin1 = b"<html><body>caf\xe9</body></html>";
+        let (text, guessed) = decode_html(None, latin1);
+        assert!(text.contains("caf\u{e9}") && guessed);
+        let (text, guessed) = decode_html(Some("text/html; charset=ISO-8859-1"), latin1);
+        assert!(text.contains("caf\u{e9}") && !guessed);
+        let meta = b"<meta charset=\"koi8-r\"><p>\xc1";
+        assert!(decode_html(None, meta).0.contains('\u{430}'));
+        assert_eq!(decode_html(None, "h\u{e9}".as_bytes()), ("h\u{e9}".to_string(), false));
+    }
+}

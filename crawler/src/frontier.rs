@@ -1,0 +1,231 @@
+//! The frontier: the single place that decides what gets fetched.
+//!
+//! It takes seeds and the links crawlers report, normalises and dedupes them, applies the
+//! scope rules (which sites to follow, how deep, how many pages per site) and publishes crawl
+//! requests. Images are leaves: they are fetched wherever they are hosted (the transport's
+//! address checks still apply), but only once each.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use bus::{Bus, BusError, Stats};
+use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
+use schema::{CrawlRequest, Discovered, Message, ResourceKind};
+use url::Url;
+
+use crate::urls::{is_onion, parse_absolute, site_of};
+use crate::{CrawlerConfig, Follow};
+
+#[derive(Default)]
+struct State {
+    seen: HashSet<String>,
+    seed_sites: HashSet<String>,
+    pages_per_site: HashMap<String, usize>,
+}
+
+/// Dedupe and scope. Shared state behind a mutex; all work is in-memory and quick.
+pub struct Frontier {
+    config: CrawlerConfig,
+    stats: Arc<Stats>,
+    state: Mutex<State>,
+}
+
+/// A seed that is not an absolute http(s) URL.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid seed URL {0:?}: expected an absolute http:// or https:// URL")]
+pub struct BadSeed(pub String);
+
+impl Frontier {
+    pub fn new(config: CrawlerConfig, stats: Arc<Stats>) -> Self {
+        Frontier {
+            config,
+            stats,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Checks seeds before anything is published, so a typo fails the command early.
+    pub fn parse_seeds(seeds: &[String]) -> Result<Vec<Url>, BadSeed> {
+        seeds
+            .iter()
+            .map(|s| parse_absolute(s).ok_or_else(|| BadSeed(s.clone())))
+            .collect()
+    }
+
+    /// Publishes crawl requests for the seeds (depth 0); their sites become in scope.
+    pub async fn seed(&self, bus: &dyn Bus, seeds: &[Url]) -> Result<usize, BusError> {
+        {
+            let mut st = self.lock();
+            for s in seeds {
+                st.seed_sites.insert(site_of(s));
+            }
+        }
+        let mut n = 0;
+        for s in seeds {
+            if self.admit(s, ResourceKind::Page, 0) {
+                self.publish(bus, s, ResourceKind::Page, 0, None).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Handles one discovery report: requests for the new pages and images.
+    pub async fn handle(&self, bus: &dyn Bus, d: &Discovered) -> Result<(), BusError> {
+        let depth = d.depth.saturating_add(1);
+        for link in &d.links {
+            if let Some(u) = parse_absolute(link) {
+                if self.admit(&u, ResourceKind::Page, depth) {
+                    self.publish(bus, &u, ResourceKind::Page, depth, Some(&d.from)).await?;
+                }
+            }
+        }
+        for img in &d.images {
+            if let Some(u) = parse_absolute(img) {
+                if self.admit(&u, ResourceKind::Image, depth) {
+                    self.publish(bus, &u, ResourceKind::Image, depth, Some(&d.from)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes discovery reports until the bus closes.
+    pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
+        let mut consumer = bus.consume(CRAWL_DISCOVERED, 64).await?;
+        while let Some(delivery) = consumer.next().await {
+            match Discovered::decode(&delivery.payload) {
+                Ok(d) => match self.handle(bus.as_ref(), &d).await {
+                    Ok(()) => delivery.ack().await?,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "frontier could not publish, requeueing");
+                        delivery.nack(true).await?;
+                    }
+                },
+                Err(e) => {
+                    self.stats.error("bus.undecodable");
+                    tracing::warn!(error = %e, "undecodable discovery report");
+                    delivery.nack(false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether to fetch `url`; records it as seen when yes.
+    fn admit(&self, url: &Url, kind: ResourceKind, depth: u32) -> bool {
+        let site = site_of(url);
+        let mut st = self.lock();
+        if kind == ResourceKind::Page {
+            if depth > self.config.max_depth {
+                self.stats.incr("frontier.too-deep");
+                return false;
+            }
+            let in_scope = st.seed_sites.contains(&site)
+                || match self.config.follow {
+                    Follow::Seeds => false,
+                    Follow::OnionAndSeeds => is_onion(url),
+                    Follow::All => true,
+                };
+            if !in_scope {
+                self.stats.incr("frontier.out-of-scope");
+                return false;
+            }
+        }
+        if st.seen.contains(url.as_str()) {
+            return false;
+        }
+        if kind == ResourceKind::Page {
+            let count = st.pages_per_site.entry(site).or_default();
+            if *count >= self.config.max_pages_per_site {
+                self.stats.incr("frontier.site-page-cap");
+                return false;
+            }
+            *count += 1;
+        }
+        st.seen.insert(url.to_string());
+        true
+    }
+
+    async fn publish(
+        &self,
+        bus: &dyn Bus,
+        url: &Url,
+        kind: ResourceKind,
+        depth: u32,
+        referrer: Option<&str>,
+    ) -> Result<(), BusError> {
+        let req = CrawlRequest {
+            url: url.to_string(),
+            kind,
+            depth,
+            referrer: referrer.map(str::to_string),
+        };
+        bus.publish("", CRAWL_REQUESTS, req.encode()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bus::EmbeddedBus;
+
+    async fn drain(bus: &EmbeddedBus) -> Vec<CrawlRequest> {
+        let mut c = bus.consume(CRAWL_REQUESTS, 100).await.unwrap();
+        let mut out = vec![];
+        while bus.outstanding() > 0 {
+            let d = c.next().await.unwrap();
+            out.push(CrawlRequest::decode(&d.payload).unwrap());
+            d.ack().await.unwrap();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn dedupes_scopes_and_limits_depth() {
+        let cfg = CrawlerConfig {
+            max_depth: 2,
+            ..Default::default()
+        };
+        let f = Frontier::new(cfg, Arc::new(Stats::default()));
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        assert_eq!(f.seed(&bus, &seeds).await.unwrap(), 1);
+        let d = Discovered {
+            from: "http://a.test/".into(),
+            depth: 0,
+            links: vec![
+                "http://a.test/x".into(),
+                "http://a.test/x".into(),
+                "http://a.test/".into(),
+                "http://clear.test/y".into(),
+                "http://abcdefghijklmnop.onion/".into(),
+            ],
+            images: vec!["http://cdn.test/i.png".into(), "http://cdn.test/i.png".into()],
+        };
+        f.handle(&bus, &d).await.unwrap();
+        let deep = Discovered {
+            from: "http://a.test/x".into(),
+            depth: 2,
+            links: vec!["http://a.test/deeper".into()],
+            images: vec![],
+        };
+        f.handle(&bus, &deep).await.unwrap();
+        let got: Vec<(String, ResourceKind)> =
+            drain(&bus).await.into_iter().map(|r| (r.url, r.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("http://a.test/".into(), ResourceKind::Page),
+                ("http://a.test/x".into(), ResourceKind::Page),
+                ("http://abcdefghijklmnop.onion/".into(), ResourceKind::Page),
+                ("http://cdn.test/i.png".into(), ResourceKind::Image),
+            ]
+        );
+        assert!(Frontier::parse_seeds(&["not a url".into()]).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! Fetching and extraction for leakwatch: the frontier (what to fetch next) and the crawler
+//! workers (fetch, extract, publish).
+//!
+//! Design choices:
+//! - **Transports behind a trait.** [`transport::Fetcher`] performs one GET; the direct transport
+//!   connects from this machine (tests, clearnet paste sites), a Tor transport goes through
+//!   circuits. Redirects, sniffing and extraction are shared by all of them.
+//! - **Hostile input is the normal case.** Every response is bounded in time, header and body
+//!   size and redirect hops; bodies are classified by their bytes; extraction output is bounded;
+//!   non-public addresses are refused after resolution unless explicitly allowed.
+//! - **One dedupe point.** Crawlers report links and image URLs to the frontier, which
+//!   normalises, dedupes, applies scope and depth rules and issues crawl requests; so an image
+//!   embedded on a hundred pages is fetched once.
+//! - **Politeness per site**, enforced where requests are made (the crawler), see [`politeness`].
+
+pub mod extract;
+pub mod fetch;
+pub mod frontier;
+pub mod guard;
+pub mod politeness;
+pub mod transport;
+pub mod urls;
+pub mod worker;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use frontier::Frontier;
+pub use transport::{DirectFetcher, Fetcher, Limits};
+pub use worker::Crawler;
+
+/// Why a fetch failed. [`FetchError::kind`] names it for counting.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("unusable URL")]
+    BadUrl,
+    #[error(".onion addresses need the tor transport; the direct transport refuses them")]
+    OnionNeedsTor,
+    #[error("refusing non-public address {0} (use --allow-private to crawl it)")]
+    PrivateAddress(IpAddr),
+    #[error("name resolution failed: {0}")]
+    Dns(String),
+    #[error("connect failed: {0}")]
+    Connect(String),
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    #[error("HTTP error: {0}")]
+    Http(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u32),
+    #[error("redirect to an unusable location")]
+    BadRedirect,
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("not an image")]
+    NotAnImage,
+}
+
+impl FetchError {
+    /// A short, low-cardinality name for counting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::BadUrl => "fetch.bad-url",
+            FetchError::OnionNeedsTor => "fetch.onion-needs-tor",
+            FetchError::PrivateAddress(_) => "fetch.private-address",
+            FetchError::Dns(_) => "fetch.dns",
+            FetchError::Connect(_) => "fetch.connect",
+            FetchError::Tls(_) => "fetch.tls",
+            FetchError::Http(_) => "fetch.http",
+            FetchError::Timeout => "fetch.timeout",
+            FetchError::BodyTooLarge(_) => "fetch.body-too-large",
+            FetchError::TooManyRedirects(_) => "fetch.too-many-redirects",
+            FetchError::BadRedirect => "fetch.bad-redirect",
+            FetchError::Status(s) if *s >= 500 => "fetch.status-5xx",
+            FetchError::Status(_) => "fetch.status-4xx",
+            FetchError::NotAnImage => "fetch.not-an-image",
+        }
+    }
+}
+
+/// Which discovered page links the frontier follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Follow {
+    /// Only pages on the seeds' sites.
+    Seeds,
+    /// Pages on the seeds' sites and on any `.onion` site (discovery of new onion sites).
+    #[default]
+    OnionAndSeeds,
+    /// Every http(s) link.
+    All,
+}
+
+/// Crawler and frontier settings (the `[crawler]` table of the config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlerConfig {
+    /// Concurrent fetches in this process.
+    pub workers: usize,
+    /// Minimum spacing between two requests to one site.
+    pub politeness_delay_ms: u64,
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_page_bytes: usize,
+    pub max_image_bytes: usize,
+    pub max_redirects: u32,
+    /// Link hops from a seed.
+    pub max_depth: u32,
+    pub follow: Follow,
+    /// Crawler-trap bound: pages fetched per site per run.
+    pub max_pages_per_site: usize,
+    pub user_agent: String,
+}
+
+impl Default for CrawlerConfig {
+    fn default() -> Self {
+        CrawlerConfig {
+            workers: 16,
+            politeness_delay_ms: 1000,
+            timeout_secs: 30,
+            connect_timeout_secs: 15,
+            max_page_bytes: 5 * 1024 * 1024,
+            max_image_bytes: 10 * 1024 * 1024,
+            max_redirects: 5,
+            max_depth: 6,
+            follow: Follow::default(),
+            max_pages_per_site: 20_000,
+            user_agent: "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
+                .to_string(),
+        }
+    }
+}
+
+impl CrawlerConfig {
+    pub fn limits(&self, max_body_bytes: usize) -> Limits {
+        Limits {
+            timeout: Duration::from_secs(self.timeout_secs),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            max_body_bytes,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Transports: how a request reaches a site.
+//!
+//! [`Fetcher`] is the seam. Every transport performs one HTTP/1.1 GET, without following
+//! redirects (the caller re-checks each hop), with bounded headers and body and a deadline.
+//! The HTTP exchange itself ([`http_get`]) runs over any byte stream, so transports differ only
+//! in how they open that stream: [`DirectFetcher`] resolves and connects itself after the SSRF
+//! check; a Tor transport opens the stream through a circuit instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use url::Url;
+
+use crate::guard::is_non_public;
+use crate::urls::is_onion;
+use crate::FetchError;
+
+/// Bounds on one request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Whole request, connect to last body byte.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A response with its whole (bounded) body.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One GET, no redirects followed.
+#[async_trait]
+pub trait Fetcher: Send + Sync + 'static {
+    async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError>;
+}
+
+/// Plain TCP (and TLS) from this machine: for tests and clearnet paste sites.
+/// Refuses `.onion` names outright, and non-public addresses unless allowed.
+pub struct DirectFetcher {
+    allow_private: bool,
+    user_agent: String,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl DirectFetcher {
+    pub fn new(allow_private: bool, user_agent: &str) -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| {
+                // The ring provider supports the default versions; this branch is unreachable
+                // in practice, but a transport without TLS is still useful for http.
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .expect("TLS 1.3 is supported by ring")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+            });
+        DirectFetcher {
+            allow_private,
+            user_agent: user_agent.to_string(),
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    async fn resolve(&self, url: &Url, limits: &Limits) -> Result<SocketAddr, FetchError> {
+        let port = url.port_or_known_default().ok_or(FetchError::BadUrl)?;
+        let addrs: Vec<SocketAddr> = match url.host() {
+            Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
+            Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
+            Some(url::Host::Domain(d)) => {
+                tokio::time::timeout(limits.connect_timeout, tokio::net::lookup_host((d, port)))
+                    .await
+                    .map_err(|_| FetchError::Timeout)?
+                    .map_err(|e| FetchError::Dns(e.to_string()))?
+                    .collect()
+            }
+            None => return Err(FetchError::BadUrl),
+        };
+        let first = *addrs.first().ok_or_else(|| FetchError::Dns("no address".into()))?;
+        // One non-public answer taints the name: a rebinding server mixes them.
+        if !self.allow_private && addrs.iter().any(|a| is_non_public(a.ip())) {
+            return Err(FetchError::PrivateAddress(first.ip()));
+        }
+        Ok(first)
+    }
+}
+
+#[async_trait]
+impl Fetcher for DirectFetcher {
+    async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
+        if is_onion(url) {
+            return Err(FetchError::OnionNeedsTor);
+        }
+        let work = async {
+            let addr = self.resolve(url, limits).await?;
+            let tcp =
+                tokio::time::timeout(limits.connect_timeout, tokio::net::TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| FetchError::Timeout)?
+                    .map_err(|e| FetchError::Connect(e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            if url.scheme() == "https" {
+                let host = url.host_str().ok_or(FetchError::BadUrl)?.to_string();
+                let name = rustls::pki_types::ServerName::try_from(host)
+                    .map_err(|_| FetchError::BadUrl)?;
+                let tls = self
+                    .tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| FetchError::Tls(e.to_string()))?;
+                http_get(tls, url, &self.user_agent, limits).await
+            } else {
+                http_get(tcp, url, &self.user_agent, limits).await
+            }
+        };
+        tokio::time::timeout(limits.timeout, work)
+            .await
+            .map_err(|_| FetchError::Timeout)?
+    }
+}
+
+/// One HTTP/1.1 GET over an established stream, with bounded headers and body.
+pub async fn http_get<S>(
+    stream: S,
+    url: &Url,
+    user_agent: &str,
+    limits: &Limits,
+) -> Result<RawResponse, FetchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .handshake::<_, http_body_util::Empty<bytes::Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let req = http::Request::get(path)
+        .header(http::header::HOST, host)
+        .header(http::header::USER_AGENT, user_agent)
+        .header(http::header::ACCEPT, "text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5")
+        .header(http::header::ACCEPT_ENCODING, "identity")
+        .header(http::header::CONNECTION, "close")
+        .body(http_body_util::Empty::new())
+        .map_err(|_| FetchError::BadUrl)?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(len) = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > limits.max_body_bytes as u64 {
+                return Err(FetchError::BodyTooLarge(limits.max_body_bytes));
+            }
+        }
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| FetchError::Http(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > limits.max_body_bytes {
+                    return Err(FetchError::BodyTooLarge(limits.max_body_bytes));
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(RawResponse {
+            status,
+            headers,
+            body: out,
+        })
+    }
+    .await;
+    driver.abort();
+    result
+}
