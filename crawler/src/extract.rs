@@ -20,6 +20,9 @@ pub struct ExtractLimits {
     pub max_links: usize,
     pub max_images: usize,
     pub max_data_uri_bytes: usize,
+    /// HTML parsing cost grows with the square of element nesting; a document nested deeper
+    /// than this is cut where it gets that deep.
+    pub max_nesting: usize,
 }
 
 impl Default for ExtractLimits {
@@ -30,6 +33,7 @@ impl Default for ExtractLimits {
             max_links: 2_000,
             max_images: 500,
             max_data_uri_bytes: 5 * 1024 * 1024,
+            max_nesting: 2_000,
         }
     }
 }
@@ -49,12 +53,18 @@ pub struct Extracted {
     pub links: Vec<Url>,
     pub images: Vec<Url>,
     pub inline_images: Vec<InlineImage>,
+    /// The document was cut because it nested deeper than the limit.
+    pub truncated_nesting: bool,
 }
 
 /// Extracts from `html` fetched at `page_url`.
 pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted {
+    let (html, truncated) = cut_deep_nesting(html, limits.max_nesting);
     let doc = Html::parse_document(html);
-    let mut out = Extracted::default();
+    let mut out = Extracted {
+        truncated_nesting: truncated,
+        ..Extracted::default()
+    };
     let mut base = page_url.clone();
     let mut skip_depth = 0usize; // >0 while inside script/style/etc.
     let mut in_title = false;
@@ -150,6 +160,44 @@ pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted 
     out.title = title.trim().to_string();
     out.text = text.trim().to_string();
     out
+}
+
+/// Cuts `html` where its estimated element nesting first exceeds `max`. The estimate is a
+/// linear scan counting start and end tags, ignoring void elements and those whose end tag
+/// may be omitted (so sloppy but ordinary HTML is not cut).
+pub fn cut_deep_nesting(html: &str, max: usize) -> (&str, bool) {
+    const NOT_NESTING: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead",
+        "tbody", "tfoot", "colgroup", "rb", "rt", "rp", "html", "head", "body", "param",
+    ];
+    let b = html.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let start = i + off;
+        i = start + 1;
+        match b.get(i) {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(c) if c.is_ascii_alphabetic() => {
+                let end = b[i..]
+                    .iter()
+                    .position(|c| !c.is_ascii_alphanumeric())
+                    .map_or(b.len(), |e| i + e);
+                let name = html[i..end].to_ascii_lowercase();
+                let close = b[end..].iter().position(|&c| c == b'>').map(|e| end + e);
+                let self_closed = close.is_some_and(|c| c > 0 && b[c - 1] == b'/');
+                if !self_closed && !NOT_NESTING.contains(&name.as_str()) {
+                    depth += 1;
+                    if depth > max {
+                        return (&html[..start], true);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (html, false)
 }
 
 fn add_image(
@@ -302,9 +350,13 @@ mod tests {
 
     #[test]
     fn hostile_pages_are_bounded() {
-        let deep = "<div>".repeat(100_000) + "deep text";
+        let deep = "<div>".repeat(10) + "shallow text" + &"<div>".repeat(100_000) + "deep text";
         let e = page(&deep);
-        assert!(e.text.contains("deep text"));
+        assert!(e.truncated_nesting);
+        assert!(e.text.contains("shallow text") && !e.text.contains("deep text"));
+        let ordinary = "<ul>".to_string() + &"<li><p>item".repeat(50_000) + "</ul>";
+        let e = page(&ordinary);
+        assert!(!e.truncated_nesting && e.text.ends_with("item"));
         let many: String = (0..5000).map(|i| format!("<a href='/p{i}'>l</a>")).collect();
         assert_eq!(page(&many).links.len(), ExtractLimits::default().max_links);
         let huge = "word ".repeat(300_000);

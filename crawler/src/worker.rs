@@ -167,6 +167,9 @@ impl Crawler {
             self.stats.error("extract.panic");
             return Ok(());
         };
+        if extracted.truncated_nesting {
+            self.stats.error("html.too-deep");
+        }
         if guessed_encoding {
             self.stats.error("html.undeclared-encoding");
         }

@@ -1,1 +1,57 @@
-//! placeholder
+//! The indexer: everything leakwatch crawls becomes searchable, and every alert is kept.
+//!
+//! - [`index`]: the Tantivy schema (pages and image sightings), upsert by URL, search with
+//!   highlighted snippets. Readers in other processes (`leakwatch search`) open the same
+//!   directory while the writer runs.
+//! - [`alerts`]: the alert store, an append-only JSON-lines file deduplicated by alert id, so
+//!   re-crawling never duplicates an alert.
+//! - [`role`]: the indexer role. It acks page and verdict messages only after the commit that
+//!   made them durable; the commit policy (every N documents or T milliseconds) bounds what a
+//!   crash can lose to what was never acked, which the bus redelivers.
+
+pub mod alerts;
+pub mod index;
+pub mod role;
+
+use serde::{Deserialize, Serialize};
+
+pub use alerts::AlertStore;
+pub use index::{PageIndex, SearchHit};
+pub use role::Indexer;
+
+/// Errors of the index and alert store.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("invalid query: {0}")]
+    Query(#[from] tantivy::query::QueryParserError),
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The `[indexer]` table of the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerConfig {
+    /// Commit at least this often while documents are pending.
+    pub commit_interval_ms: u64,
+    /// Commit when this many documents are pending.
+    pub commit_every_docs: usize,
+    /// Tantivy writer memory budget.
+    pub writer_heap_bytes: usize,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        IndexerConfig {
+            commit_interval_ms: 2_000,
+            commit_every_docs: 500,
+            writer_heap_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The indexer role: the single writer of the index and the alert store.
+//!
+//! Pages and image verdicts are added to the Tantivy writer and their deliveries held until
+//! the next commit; only then are they acked. Commits happen every `commit_every_docs`
+//! documents or `commit_interval_ms`, whichever first, and once more when the bus closes.
+//! Alerts are written and fsynced one by one (they are rare and precious) before their ack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Bus, BusError, Delivery, Stats};
+use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
+use schema::{Alert, FetchedPage, ImageVerdict, Message};
+use tantivy::IndexWriter;
+
+use crate::{AlertStore, IndexError, IndexerConfig, PageIndex};
+
+/// Why the indexer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// The indexer role of one process.
+pub struct Indexer {
+    config: IndexerConfig,
+    index: Arc<PageIndex>,
+    alerts: AlertStore,
+    stats: Arc<Stats>,
+}
+
+impl Indexer {
+    pub fn new(
+        config: IndexerConfig,
+        index: Arc<PageIndex>,
+        alerts: AlertStore,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Indexer {
+            config,
+            index,
+            alerts,
+            stats,
+        }
+    }
+
+    /// Consumes pages, verdicts and alerts until the bus closes, then commits what is pending.
+    pub async fn run(mut self, bus: Arc<dyn Bus>) -> Result<(), IndexerError> {
+        let writer = self.index.writer(self.config.writer_heap_bytes)?;
+        let mut writer = Some(writer);
+        let prefetch = self.config.commit_every_docs.clamp(1, u16::MAX as usize) as u16;
+        let mut pages = bus.consume(PAGES_FOR_INDEXER, prefetch).await?;
+        let mut verdicts = bus.consume(VERDICTS, prefetch).await?;
+        let mut alerts = bus.consume(ALERTS_FOR_STORE, 64).await?;
+        let mut pending: Vec<Delivery> = Vec::new();
+        let interval = Duration::from_millis(self.config.commit_interval_ms.max(10));
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut pages_open, mut verdicts_open, mut alerts_open) = (true, true, true);
+        while pages_open || verdicts_open || alerts_open {
+            tokio::select! {
+                d = pages.next(), if pages_open => match d {
+                    Some(d) => self.on_page(writer.as_ref(), d, &mut pending).await?,
+                    None => pages_open = false,
+                },
+                d = verdicts.next(), if verdicts_open => match d {
+                    Some(d) => self.on_verdict(writer.as_ref(), d, &mut pending).await?,
+                    None => verdicts_open = false,
+                },
+                d = alerts.next(), if alerts_open => match d {
+                    Some(d) => self.on_alert(d).await?,
+                    None => alerts_open = false,
+                },
+                _ = tick.tick() => {
+                    if !pending.is_empty() {
+                        self.commit(&mut writer, &mut pending).await?;
+                    }
+                }
+            }
+            if pending.len() >= self.config.commit_every_docs {
+                self.commit(&mut writer, &mut pending).await?;
+            }
+        }
+        if !pending.is_empty() {
+            self.commit(&mut writer, &mut pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_page(
+        &self,
+        w: Option<&IndexWriter>,
+        d: Delivery,
+        pending: &mut Vec<Delivery>,
+    ) -> Result<(), IndexerError> {
+        match FetchedPage::decode(&d.payload) {
+            Ok(p) => {
+                if let Some(w) = w {
+                    self.index.upsert_page(w, &p)?;
+                }
+                self.stats.incr("indexed.pages");
+                pending.push(d);
+            }
+            Err(e) => {
+                self.stats.error("bus.undecodable");
+                tracing::warn!(error = %e, "undecodable page message");
+                d.nack(false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_verdict(
+        &self,
+        w: Option<&IndexWriter>,
+        d: Delivery,
+        pending: &mut Vec<Delivery>,
+    ) -> Result<(), IndexerError> {
+        match ImageVerdict::decode(&d.payload) {
+            Ok(v) => {
+                if let Some(w) = w {
+                    self.index.upsert_image(w, &v)?;
+                }
+                self.stats.incr("indexed.images");
+                pending.push(d);
+            }
+            Err(e) => {
+                self.stats.error("bus.undecodable");
+                tracing::warn!(error = %e, "undecodable verdict message");
+                d.nack(false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_alert(&mut self, d: Delivery) -> Result<(), IndexerError> {
+        match Alert::decode(&d.payload) {
+            Ok(a) => {
+                if self.alerts.insert(&a)? {
+                    self.stats.incr("alerts");
+                } else {
+                    self.stats.incr("alerts.duplicate");
+                }
+                d.ack().await?;
+            }
+            Err(e) => {
+                self.stats.error("bus.undecodable");
+                tracing::warn!(error = %e, "undecodable alert message");
+                d.nack(false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits on the blocking pool, then acks everything the commit made durable.
+    async fn commit(
+        &self,
+        writer: &mut Option<IndexWriter>,
+        pending: &mut Vec<Delivery>,
+    ) -> Result<(), IndexerError> {
+        let Some(mut w) = writer.take() else {
+            return Ok(());
+        };
+        let (w, res) = tokio::task::spawn_blocking(move || {
+            let r = w.commit();
+            (w, r)
+        })
+        .await
+        .map_err(|e| IndexError::Io {
+            path: self.index.path().to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        *writer = Some(w);
+        res.map_err(IndexError::from)?;
+        self.stats.incr("indexer.commits");
+        for d in pending.drain(..) {
+            d.ack().await?;
+        }
+        Ok(())
+    }
+}

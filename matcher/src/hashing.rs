@@ -1,0 +1,207 @@
+//! Decoding untrusted image bytes safely, and perceptual hashing.
+//!
+//! Decoding is bounded: the format is guessed from the bytes (never from a URL or header),
+//! dimensions and total allocation are capped before pixels are decoded, so a decompression
+//! bomb is an error rather than an out-of-memory.
+//!
+//! The hash is `image_hasher`'s DCT hash, 16×16 = 256 bits, thresholded at the **median**
+//! coefficient. (Thresholding at the mean is degenerate with the DCT: the DC term dominates the
+//! mean, so unrelated images collide.)
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageReader};
+use image_hasher::{HashAlg, Hasher, HasherConfig};
+use serde::{Deserialize, Serialize};
+
+/// Name of the hash algorithm, as stored in the bank and reported in alerts.
+pub const DCT256: &str = "dct256-median";
+
+/// 256 bits.
+pub type Hash256 = [u8; 32];
+
+/// Bounds on decoding one image.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeLimits {
+    pub max_dimension: u32,
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_dimension: 16_384,
+            max_alloc_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why an image could not be hashed. [`ImageError::kind`] names it for counting.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("unrecognised image format")]
+    UnknownFormat,
+    #[error("image exceeds decoding limits: {0}")]
+    TooLarge(String),
+    #[error("unsupported image: {0}")]
+    Unsupported(String),
+    #[error("corrupt or truncated image: {0}")]
+    Decode(String),
+}
+
+impl ImageError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ImageError::UnknownFormat => "image.unknown-format",
+            ImageError::TooLarge(_) => "image.too-large",
+            ImageError::Unsupported(_) => "image.unsupported",
+            ImageError::Decode(_) => "image.decode",
+        }
+    }
+}
+
+/// Decodes bytes of any supported format within `limits`.
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(ImageError::UnknownFormat);
+    }
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_dimension);
+    l.max_image_height = Some(limits.max_dimension);
+    l.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(l);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => ImageError::TooLarge(l.to_string()),
+        image::ImageError::Unsupported(u) => ImageError::Unsupported(u.to_string()),
+        other => ImageError::Decode(other.to_string()),
+    })
+}
+
+/// Computes leakwatch's perceptual hashes. Build once and reuse: building precomputes the DCT.
+pub struct ImageHasher {
+    dct: Hasher,
+}
+
+impl Default for ImageHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ImageHasher {
+    pub fn new() -> Self {
+        ImageHasher {
+            dct: HasherConfig::new()
+                .hash_size(16, 16)
+                .hash_alg(HashAlg::Median)
+                .preproc_dct()
+                .to_hasher(),
+        }
+    }
+
+    /// The 256-bit DCT hash of a decoded image.
+    pub fn dct256(&self, img: &DynamicImage) -> Hash256 {
+        let h = self.dct.hash_image(img);
+        let mut out = [0u8; 32];
+        let b = h.as_bytes();
+        out[..b.len().min(32)].copy_from_slice(&b[..b.len().min(32)]);
+        out
+    }
+}
+
+/// Hamming distance of two 256-bit hashes.
+pub fn hamming(a: &Hash256, b: &Hash256) -> u32 {
+    let mut d = 0;
+    for i in 0..4 {
+        let x = u64::from_le_bytes(a[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let y = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        d += (x ^ y).count_ones();
+    }
+    d
+}
+
+/// Parses a 64-character hex hash.
+pub fn parse_hash(hex_str: &str) -> Option<Hash256> {
+    let v = hex::decode(hex_str.trim()).ok()?;
+    v.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Rgb, RgbImage};
+
+    fn scene(seed: u32) -> RgbImage {
+        ImageBuffer::from_fn(320, 240, |x, y| {
+            let v = (x.wrapping_mul(seed * 7 + 3) ^ y.wrapping_mul(seed * 13 + 5)) % 256;
+            let blob = if (x as i32 - (seed * 37 % 320) as i32).pow(2) + (y as i32 - 120).pow(2) < 4000 { 255 } else { 0 };
+            Rgb([v as u8, blob, (x + y) as u8])
+        })
+    }
+
+    fn encode(img: &DynamicImage, fmt: image::ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, fmt).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn reencoded_copy_is_near_and_other_scene_far() {
+        let h = ImageHasher::new();
+        let a = DynamicImage::ImageRgb8(scene(1));
+        let b = DynamicImage::ImageRgb8(scene(2));
+        let jpeg = decode(&encode(&a, image::ImageFormat::Jpeg), DecodeLimits::default()).unwrap();
+        let small = a.resize(160, 120, image::imageops::FilterType::Triangle);
+        let ha = h.dct256(&a);
+        assert!(hamming(&ha, &h.dct256(&jpeg)) <= 16);
+        assert!(hamming(&ha, &h.dct256(&small)) <= 16);
+        assert!(hamming(&ha, &h.dct256(&b)) >= 64);
+    }
+
+    #[test]
+    fn hostile_images_are_errors() {
+        // A PNG header claiming 30000x30000.
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&30000u32.to_be_bytes());
+        ihdr.extend_from_slice(&30000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\r".to_vec();
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let e = decode(&png, DecodeLimits::default()).unwrap_err();
+        assert_eq!(e.kind(), "image.too-large", "{e}");
+        let jpeg = encode(&DynamicImage::ImageRgb8(scene(3)), image::ImageFormat::Jpeg);
+        let e = decode(&jpeg[..jpeg.len() / 2], DecodeLimits::default());
+        // A truncated JPEG either fails or decodes partially; it must never panic.
+        if let Err(e) = e {
+            assert_eq!(e.kind(), "image.decode");
+        }
+        assert_eq!(decode(b"<html>", DecodeLimits::default()).unwrap_err().kind(), "image.unknown-format");
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn hamming_and_hex() {
+        let a = [0u8; 32];
+        let mut b = [0u8; 32];
+        b[0] = 0b1011;
+        b[31] = 0x80;
+        assert_eq!(hamming(&a, &b), 4);
+        assert_eq!(parse_hash(&hex::encode(b)), Some(b));
+        assert_eq!(parse_hash("zz"), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! The text watchlist: stolen identifiers (plate numbers, document numbers) kept only as keyed
+//! hashes.
+//!
+//! Each identifier is normalised (uppercase, letters and digits only, so `kx7 4821` and
+//! `KX7-4821` are one identifier) and stored as HMAC-SHA256 under a secret key that lives in
+//! the data dir. Neither the watchlist file nor a copy of the index reveals the identifiers, and
+//! without the key they cannot be brute-forced offline.
+//!
+//! Scanning a page hashes each run of 1–3 adjacent alphanumeric tokens whose normalised length
+//! fits an identifier and that contains a digit, and looks it up.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+pub const WATCHLIST_FILE: &str = "watchlist.json";
+pub const KEY_FILE: &str = "watchlist.key";
+const FORMAT: &str = "leakwatch-watchlist";
+const VERSION: u32 = 1;
+const MIN_LEN: usize = 5;
+const MAX_LEN: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchlistError {
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("watchlist {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("identifier {0:?} is not {MIN_LEN}-{MAX_LEN} letters and digits")]
+    BadIdentifier(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub label: String,
+    pub hmac: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WatchlistFile {
+    format: String,
+    version: u32,
+    entries: Vec<Entry>,
+}
+
+/// Keyed hashes of the identifiers to watch for.
+pub struct Watchlist {
+    dir: PathBuf,
+    key: Vec<u8>,
+    entries: Vec<Entry>,
+    by_hmac: HashMap<String, usize>,
+}
+
+impl Watchlist {
+    /// Opens the watchlist in `data_dir`, creating the key on first use.
+    pub fn open(data_dir: &Path) -> Result<Watchlist, WatchlistError> {
+        let key = load_or_create_key(&data_dir.join(KEY_FILE))?;
+        let path = data_dir.join(WATCHLIST_FILE);
+        let mut wl = Watchlist {
+            dir: data_dir.to_path_buf(),
+            key,
+            entries: Vec::new(),
+            by_hmac: HashMap::new(),
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: WatchlistFile =
+                    serde_json::from_slice(&bytes).map_err(|e| WatchlistError::Corrupt {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if file.format != FORMAT || file.version != VERSION {
+                    return Err(WatchlistError::Corrupt {
+                        path,
+                        reason: format!("unknown format {} v{}", file.format, file.version),
+                    });
+                }
+                for e in file.entries {
+                    wl.push(e);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(WatchlistError::Io { path, source }),
+        }
+        Ok(wl)
+    }
+
+    fn push(&mut self, e: Entry) -> bool {
+        if self.by_hmac.contains_key(&e.hmac) {
+            return false;
+        }
+        self.by_hmac.insert(e.hmac.clone(), self.entries.len());
+        self.entries.push(e);
+        true
+    }
+
+    /// Adds an identifier (kept only as its keyed hash). Returns whether it was new.
+    pub fn add(&mut self, identifier: &str, label: Option<&str>) -> Result<bool, WatchlistError> {
+        let norm = normalize(identifier);
+        if norm.len() < MIN_LEN || norm.len() > MAX_LEN {
+            return Err(WatchlistError::BadIdentifier(identifier.to_string()));
+        }
+        let hmac = self.keyed_hash(&norm);
+        let label = label
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("identifier-{}", &hmac[..12]));
+        Ok(self.push(Entry { label, hmac }))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the watchlist atomically.
+    pub fn save(&self) -> Result<(), WatchlistError> {
+        let path = self.dir.join(WATCHLIST_FILE);
+        let io = |source| WatchlistError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = WatchlistFile {
+            format: FORMAT.into(),
+            version: VERSION,
+            entries: self.entries.clone(),
+        };
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        serde_json::to_writer(&mut f, &file).map_err(|e| io(e.into()))?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
+    /// Labels of the watched identifiers found in `text`, each once, in order of appearance.
+    pub fn scan(&self, text: &str) -> Vec<String> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
+        let tokens: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty() && t.len() <= MAX_LEN)
+            .map(normalize)
+            .collect();
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..tokens.len() {
+            let mut cand = String::new();
+            for tok in tokens.iter().skip(i).take(3) {
+                cand.push_str(tok);
+                if cand.len() > MAX_LEN {
+                    break;
+                }
+                if cand.len() >= MIN_LEN && cand.bytes().any(|b| b.is_ascii_digit()) {
+                    if let Some(&idx) = self.by_hmac.get(&self.keyed_hash(&cand)) {
+                        if seen.insert(idx) {
+                            found.push(self.entries[idx].label.clone());
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn keyed_hash(&self, normalized: &str) -> String {
+        // HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(normalized.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Uppercase letters and digits only.
+pub fn normalize(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+fn load_or_create_key(path: &Path) -> Result<Vec<u8>, WatchlistError> {
+    let io = |source| WatchlistError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(k) if k.len() >= 32 => return Ok(k),
+        Ok(_) => {
+            return Err(WatchlistError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "key shorter than 32 bytes".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut key = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(&key).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_identifiers_however_written_and_stores_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wl = Watchlist::open(dir.path()).unwrap();
+        assert!(wl.add("KX7-4821", Some("plate-1")).unwrap());
+        assert!(!wl.add("kx7 4821", None).unwrap());
+        wl.add("P88213045", None).unwrap();
+        assert!(wl.add("ab", None).is_err());
+        wl.save().unwrap();
+        let stored = std::fs::read_to_string(dir.path().join(WATCHLIST_FILE)).unwrap();
+        assert!(!stored.contains("4821") && !stored.contains("88213045"));
+
+        let wl = Watchlist::open(dir.path()).unwrap();
+        let hits = wl.scan("dump: kx7 4821, doc p88213045; kx7-4821 again; KX7-4822 no");
+        assert_eq!(hits.len(), 2);
+        assert_eq!(hits[0], "plate-1");
+        assert!(wl.scan("KX7-4822 and P88213046").is_empty());
+    }
+
+    #[test]
+    fn another_key_gives_other_hashes() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut wa = Watchlist::open(a.path()).unwrap();
+        let mut wb = Watchlist::open(b.path()).unwrap();
+        wa.add("KX74821", None).unwrap();
+        wb.add("KX74821", None).unwrap();
+        assert_ne!(wa.entries[0].hmac, wb.entries[0].hmac);
+    }
+}
