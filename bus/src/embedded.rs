@@ -122,7 +122,9 @@ impl EmbeddedBus {
     }
 
     fn settle(&self) {
-        self.inner.outstanding.send_modify(|n| *n = n.saturating_sub(1));
+        self.inner
+            .outstanding
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -277,7 +279,9 @@ mod tests {
     #[tokio::test]
     async fn fanout_reaches_both_page_queues() {
         let bus = EmbeddedBus::default();
-        bus.publish(names::PAGES_EXCHANGE, "", b"p".to_vec()).await.unwrap();
+        bus.publish(names::PAGES_EXCHANGE, "", b"p".to_vec())
+            .await
+            .unwrap();
         assert_eq!(bus.outstanding(), 2);
         for q in [names::PAGES_FOR_INDEXER, names::PAGES_FOR_MATCHER] {
             let mut c = bus.consume(q, 1).await.unwrap();
@@ -291,8 +295,12 @@ mod tests {
     #[tokio::test]
     async fn topic_routes_alerts_and_unknown_names_fail() {
         let bus = EmbeddedBus::default();
-        bus.publish(names::ALERTS_EXCHANGE, "alert.image", b"a".to_vec()).await.unwrap();
-        bus.publish(names::ALERTS_EXCHANGE, "other.key", b"b".to_vec()).await.unwrap();
+        bus.publish(names::ALERTS_EXCHANGE, "alert.image", b"a".to_vec())
+            .await
+            .unwrap();
+        bus.publish(names::ALERTS_EXCHANGE, "other.key", b"b".to_vec())
+            .await
+            .unwrap();
         assert_eq!(bus.outstanding(), 1);
         assert!(matches!(
             bus.publish("nope", "", vec![]).await,
@@ -307,7 +315,9 @@ mod tests {
     #[tokio::test]
     async fn dropped_delivery_is_redelivered_then_dead_lettered() {
         let bus = EmbeddedBus::new(2);
-        bus.publish("", names::IMAGES, b"poison".to_vec()).await.unwrap();
+        bus.publish("", names::IMAGES, b"poison".to_vec())
+            .await
+            .unwrap();
         let mut c = bus.consume(names::IMAGES, 1).await.unwrap();
         let d = c.next().await.unwrap();
         assert_eq!(d.redeliveries, 0);
@@ -326,7 +336,9 @@ mod tests {
     #[tokio::test]
     async fn wait_idle_waits_for_the_last_ack_and_close_ends_consumers() {
         let bus = EmbeddedBus::default();
-        bus.publish("", names::CRAWL_REQUESTS, b"x".to_vec()).await.unwrap();
+        bus.publish("", names::CRAWL_REQUESTS, b"x".to_vec())
+            .await
+            .unwrap();
         let mut c = bus.consume(names::CRAWL_REQUESTS, 1).await.unwrap();
         let d = c.next().await.unwrap();
         let idle = tokio::spawn({
@@ -336,9 +348,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!idle.is_finished());
         d.ack().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(1), idle).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), idle)
+            .await
+            .unwrap()
+            .unwrap();
         bus.close();
         assert!(c.next().await.is_none());
-        assert!(matches!(bus.publish("", names::IMAGES, vec![]).await, Err(BusError::Closed)));
+        assert!(matches!(
+            bus.publish("", names::IMAGES, vec![]).await,
+            Err(BusError::Closed)
+        ));
     }
 }

@@ -38,8 +38,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes `payload` to `exchange` with `routing_key`. The default exchange `""` routes
     /// to the queue named by the routing key. Returns once the message is safely enqueued
     /// (for a broker: confirmed).
-    async fn publish(&self, exchange: &str, routing_key: &str, payload: Vec<u8>)
-        -> Result<(), BusError>;
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), BusError>;
 
     /// Starts consuming `queue`. Several consumers of one queue share its messages.
     /// `prefetch` bounds how many unacked deliveries this consumer may hold.

@@ -85,7 +85,8 @@ pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted 
                         in_title = true;
                     }
                     if name == "base" {
-                        if let Some(b) = el.attr("href").and_then(|h| urls::normalize(page_url, h)) {
+                        if let Some(b) = el.attr("href").and_then(|h| urls::normalize(page_url, h))
+                        {
                             base = b;
                         }
                     }
@@ -241,7 +242,9 @@ pub fn parse_data_uri(uri: &str, max_bytes: usize) -> Option<InlineImage> {
     let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(cleaned.trim_end_matches('='))
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('='))
+        })
         .ok()?;
     Some(InlineImage { mime, bytes })
 }
@@ -262,8 +265,12 @@ fn css_urls(style: &str) -> Vec<String> {
     let mut from = 0;
     while let Some(pos) = lower[from..].find("url(") {
         let start = from + pos + 4;
-        let Some(end) = style[start..].find(')') else { break };
-        let inner = style[start..start + end].trim().trim_matches(|c| c == '"' || c == '\'');
+        let Some(end) = style[start..].find(')') else {
+            break;
+        };
+        let inner = style[start..start + end]
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
         out.push(inner.to_string());
         from = start + end;
         if out.len() >= 16 {
@@ -283,7 +290,8 @@ fn push_collapsed(out: &mut String, s: &str, max: usize) {
         }
         out.push_str(word);
     }
-    if s.ends_with(char::is_whitespace) && !out.is_empty() && !out.ends_with(' ') && out.len() < max {
+    if s.ends_with(char::is_whitespace) && !out.is_empty() && !out.ends_with(' ') && out.len() < max
+    {
         out.push(' ');
     }
 }
@@ -291,9 +299,28 @@ fn push_collapsed(out: &mut String, s: &str, max: usize) {
 fn is_block(name: &str) -> bool {
     matches!(
         name,
-        "p" | "div" | "br" | "li" | "tr" | "td" | "th" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
-            | "pre" | "section" | "article" | "header" | "footer" | "blockquote" | "table" | "ul"
-            | "ol" | "title"
+        "p" | "div"
+            | "br"
+            | "li"
+            | "tr"
+            | "td"
+            | "th"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "pre"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "blockquote"
+            | "table"
+            | "ul"
+            | "ol"
+            | "title"
     )
 }
 
@@ -302,7 +329,11 @@ mod tests {
     use super::*;
 
     fn page(html: &str) -> Extracted {
-        extract(html, &Url::parse("http://site.test/dir/page.html").unwrap(), &ExtractLimits::default())
+        extract(
+            html,
+            &Url::parse("http://site.test/dir/page.html").unwrap(),
+            &ExtractLimits::default(),
+        )
     }
 
     #[test]
@@ -357,7 +388,9 @@ mod tests {
         let ordinary = "<ul>".to_string() + &"<li><p>item".repeat(50_000) + "</ul>";
         let e = page(&ordinary);
         assert!(!e.truncated_nesting && e.text.ends_with("item"));
-        let many: String = (0..5000).map(|i| format!("<a href='/p{i}'>l</a>")).collect();
+        let many: String = (0..5000)
+            .map(|i| format!("<a href='/p{i}'>l</a>"))
+            .collect();
         assert_eq!(page(&many).links.len(), ExtractLimits::default().max_links);
         let huge = "word ".repeat(300_000);
         assert!(page(&huge).text.len() <= ExtractLimits::default().max_text_chars);

@@ -36,7 +36,9 @@ pub async fn fetch(
     loop {
         let resp = fetcher.get(&current, limits).await?;
         if matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
-            let location = resp.header("location").ok_or(FetchError::Status(resp.status))?;
+            let location = resp
+                .header("location")
+                .ok_or(FetchError::Status(resp.status))?;
             let next = urls::normalize(&current, location).ok_or(FetchError::BadRedirect)?;
             hops += 1;
             if hops > max_redirects {
@@ -72,8 +74,17 @@ pub fn sniff(content_type: Option<&str>, body: &[u8]) -> Sniffed {
         .take(64)
         .map(|b| b.to_ascii_lowercase())
         .collect();
-    let markup = [&b"<!doctype html"[..], b"<html", b"<head", b"<body", b"<title", b"<!--"];
-    if markup.iter().any(|m| head.starts_with(m)) || (ct.is_empty() || ct.starts_with("text/plain")) && head.starts_with(b"<") {
+    let markup = [
+        &b"<!doctype html"[..],
+        b"<html",
+        b"<head",
+        b"<body",
+        b"<title",
+        b"<!--",
+    ];
+    if markup.iter().any(|m| head.starts_with(m))
+        || (ct.is_empty() || ct.starts_with("text/plain")) && head.starts_with(b"<")
+    {
         return Sniffed::Html;
     }
     Sniffed::Other
@@ -121,7 +132,10 @@ fn meta_charset(head: &[u8]) -> Option<String> {
     let lower: Vec<u8> = head.iter().map(|b| b.to_ascii_lowercase()).collect();
     let pos = lower.windows(8).position(|w| w == b"charset=")?;
     let rest = &lower[pos + 8..];
-    let rest = rest.strip_prefix(b"\"").or_else(|| rest.strip_prefix(b"'")).unwrap_or(rest);
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or_else(|| rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
     let end = rest
         .iter()
         .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
@@ -136,10 +150,16 @@ mod tests {
     #[test]
     fn sniffing() {
         assert_eq!(sniff(Some("image/jpeg"), b"<html>"), Sniffed::Html);
-        assert_eq!(sniff(Some("text/html"), b"\x89PNG\r\n\x1a\nxxxx"), Sniffed::Image);
+        assert_eq!(
+            sniff(Some("text/html"), b"\x89PNG\r\n\x1a\nxxxx"),
+            Sniffed::Image
+        );
         assert_eq!(sniff(None, b"  <!DOCTYPE html><p>"), Sniffed::Html);
         assert_eq!(sniff(Some("application/pdf"), b"%PDF-1.4"), Sniffed::Other);
-        assert_eq!(sniff(Some("application/octet-stream"), b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Image);
+        assert_eq!(
+            sniff(Some("application/octet-stream"), b"RIFF\0\0\0\0WEBPVP8 "),
+            Sniffed::Image
+        );
     }
 
     #[test]
@@ -151,6 +171,9 @@ mod tests {
         assert!(text.contains("caf\u{e9}") && !guessed);
         let meta = b"<meta charset=\"koi8-r\"><p>\xc1";
         assert!(decode_html(None, meta).0.contains('\u{430}'));
-        assert_eq!(decode_html(None, "h\u{e9}".as_bytes()), ("h\u{e9}".to_string(), false));
+        assert_eq!(
+            decode_html(None, "h\u{e9}".as_bytes()),
+            ("h\u{e9}".to_string(), false)
+        );
     }
 }

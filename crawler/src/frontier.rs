@@ -76,14 +76,16 @@ impl Frontier {
         for link in &d.links {
             if let Some(u) = parse_absolute(link) {
                 if self.admit(&u, ResourceKind::Page, depth) {
-                    self.publish(bus, &u, ResourceKind::Page, depth, Some(&d.from)).await?;
+                    self.publish(bus, &u, ResourceKind::Page, depth, Some(&d.from))
+                        .await?;
                 }
             }
         }
         for img in &d.images {
             if let Some(u) = parse_absolute(img) {
                 if self.admit(&u, ResourceKind::Image, depth) {
-                    self.publish(bus, &u, ResourceKind::Image, depth, Some(&d.from)).await?;
+                    self.publish(bus, &u, ResourceKind::Image, depth, Some(&d.from))
+                        .await?;
                 }
             }
         }
@@ -205,7 +207,10 @@ mod tests {
                 "http://clear.test/y".into(),
                 "http://abcdefghijklmnop.onion/".into(),
             ],
-            images: vec!["http://cdn.test/i.png".into(), "http://cdn.test/i.png".into()],
+            images: vec![
+                "http://cdn.test/i.png".into(),
+                "http://cdn.test/i.png".into(),
+            ],
         };
         f.handle(&bus, &d).await.unwrap();
         let deep = Discovered {
@@ -215,8 +220,11 @@ mod tests {
             images: vec![],
         };
         f.handle(&bus, &deep).await.unwrap();
-        let got: Vec<(String, ResourceKind)> =
-            drain(&bus).await.into_iter().map(|r| (r.url, r.kind)).collect();
+        let got: Vec<(String, ResourceKind)> = drain(&bus)
+            .await
+            .into_iter()
+            .map(|r| (r.url, r.kind))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -29,7 +29,9 @@ impl HostGate {
             return;
         }
         let slot = {
-            let Ok(mut next) = self.next.lock() else { return };
+            let Ok(mut next) = self.next.lock() else {
+                return;
+            };
             let now = Instant::now();
             if next.len() > 100_000 {
                 next.retain(|_, t| *t > now);

@@ -110,7 +110,9 @@ impl DirectFetcher {
             }
             None => return Err(FetchError::BadUrl),
         };
-        let first = *addrs.first().ok_or_else(|| FetchError::Dns("no address".into()))?;
+        let first = *addrs
+            .first()
+            .ok_or_else(|| FetchError::Dns("no address".into()))?;
         // One non-public answer taints the name: a rebinding server mixes them.
         if !self.allow_private && addrs.iter().any(|a| is_non_public(a.ip())) {
             return Err(FetchError::PrivateAddress(first.ip()));
@@ -182,7 +184,10 @@ where
     let req = http::Request::get(path)
         .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, user_agent)
-        .header(http::header::ACCEPT, "text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5")
+        .header(
+            http::header::ACCEPT,
+            "text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5",
+        )
         .header(http::header::ACCEPT_ENCODING, "identity")
         .header(http::header::CONNECTION, "close")
         .body(http_body_util::Empty::new())

@@ -61,7 +61,11 @@ pub fn site_of(url: &Url) -> String {
 /// Whether the host is an onion service name.
 pub fn is_onion(url: &Url) -> bool {
     url.host_str()
-        .map(|h| h.trim_end_matches('.').to_ascii_lowercase().ends_with(".onion"))
+        .map(|h| {
+            h.trim_end_matches('.')
+                .to_ascii_lowercase()
+                .ends_with(".onion")
+        })
         .unwrap_or(false)
 }
 
@@ -73,7 +77,14 @@ mod tests {
     fn spellings_of_one_page_normalise_alike() {
         let base = Url::parse("http://Example.COM:80/a/b/page.html").unwrap();
         let want = "http://example.com/a/b/x.html";
-        for href in ["x.html", "./x.html", "../b/x.html", "x.html#frag", "x.html?", "HTTP://EXAMPLE.com/a/b/x.html"] {
+        for href in [
+            "x.html",
+            "./x.html",
+            "../b/x.html",
+            "x.html#frag",
+            "x.html?",
+            "HTTP://EXAMPLE.com/a/b/x.html",
+        ] {
             assert_eq!(normalize(&base, href).unwrap().as_str(), want, "{href}");
         }
     }
@@ -81,13 +92,21 @@ mod tests {
     #[test]
     fn skips_what_is_not_to_follow() {
         let base = Url::parse("http://example.com/").unwrap();
-        for href in ["mailto:a@b.c", "javascript:alert(1)", "ftp://x/y", "", "data:text/html,hi"] {
+        for href in [
+            "mailto:a@b.c",
+            "javascript:alert(1)",
+            "ftp://x/y",
+            "",
+            "data:text/html,hi",
+        ] {
             assert!(normalize(&base, href).is_none(), "{href}");
         }
         let long = format!("/{}", "a".repeat(3000));
         assert!(normalize(&base, &long).is_none());
         assert_eq!(
-            normalize(&base, "http://user:pw@example.com/x").unwrap().as_str(),
+            normalize(&base, "http://user:pw@example.com/x")
+                .unwrap()
+                .as_str(),
             "http://example.com/x"
         );
     }

@@ -102,7 +102,14 @@ impl Crawler {
             ResourceKind::Image => self.config.max_image_bytes,
         };
         let limits = self.config.limits(max_bytes);
-        let fetched = match fetch(self.fetcher.as_ref(), &url, &limits, self.config.max_redirects).await {
+        let fetched = match fetch(
+            self.fetcher.as_ref(),
+            &url,
+            &limits,
+            self.config.max_redirects,
+        )
+        .await
+        {
             Ok(f) => f,
             Err(e) => {
                 self.stats.error(e.kind());
@@ -153,7 +160,9 @@ impl Crawler {
         let limits = self.extract_limits.clone();
         let page_url = fetched.final_url.clone();
         let body = fetched.response.body;
-        let content_type = fetched.response.headers
+        let content_type = fetched
+            .response
+            .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
@@ -209,7 +218,8 @@ impl Crawler {
             images: page.images.clone(),
         };
         bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
-        bus.publish("", CRAWL_DISCOVERED, discovered.encode()).await?;
+        bus.publish("", CRAWL_DISCOVERED, discovered.encode())
+            .await?;
         self.stats.incr("pages");
         Ok(())
     }

@@ -99,7 +99,9 @@ pub fn load(path: &Path) -> Result<Vec<Alert>, IndexError> {
         match serde_json::from_slice::<Alert>(&line) {
             Ok(a) if seen.insert(a.id.clone()) => out.push(a),
             Ok(_) => {}
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable alert line"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable alert line")
+            }
         }
     }
     Ok(out)
@@ -131,13 +133,19 @@ mod tests {
         assert!(!s.insert(&alert("http://x/1")).unwrap());
         drop(s);
         let path = dir.path().join(ALERTS_FILE);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"id\":\"torn").unwrap();
         drop(f);
         let mut s = AlertStore::open(dir.path()).unwrap();
         assert!(!s.insert(&alert("http://x/1")).unwrap());
         assert!(s.insert(&alert("http://x/2")).unwrap());
         let all = load(&path).unwrap();
-        assert_eq!(all.iter().map(|a| a.url.as_str()).collect::<Vec<_>>(), ["http://x/1", "http://x/2"]);
+        assert_eq!(
+            all.iter().map(|a| a.url.as_str()).collect::<Vec<_>>(),
+            ["http://x/1", "http://x/2"]
+        );
     }
 }

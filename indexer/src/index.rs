@@ -116,7 +116,9 @@ impl PageIndex {
 
     /// The single writer. Fails if another process holds it.
     pub fn writer(&self, heap_bytes: usize) -> Result<IndexWriter, IndexError> {
-        Ok(self.index.writer_with_num_threads(1, heap_bytes.max(15_000_000))?)
+        Ok(self
+            .index
+            .writer_with_num_threads(1, heap_bytes.max(15_000_000))?)
     }
 
     /// Adds or replaces the page's document.
@@ -222,7 +224,10 @@ impl PageIndex {
             Term::from_field_text(self.fields.doc_type, "page"),
             IndexRecordOption::Basic,
         );
-        Ok(self.reader.searcher().search(&q, &tantivy::collector::Count)?)
+        Ok(self
+            .reader
+            .searcher()
+            .search(&q, &tantivy::collector::Count)?)
     }
 
     /// Every image sighting with its hashes.
@@ -230,13 +235,21 @@ impl PageIndex {
         self.reader.reload()?;
         let searcher = self.reader.searcher();
         let f = self.fields;
-        let q = TermQuery::new(Term::from_field_text(f.doc_type, "image"), IndexRecordOption::Basic);
+        let q = TermQuery::new(
+            Term::from_field_text(f.doc_type, "image"),
+            IndexRecordOption::Basic,
+        );
         let n = searcher.search(&q, &tantivy::collector::Count)?;
         let top = searcher.search(&q, &TopDocs::with_limit(n.max(1)).order_by_score())?;
         let mut out = Vec::new();
         for (_, addr) in top {
             let d: TantivyDocument = searcher.doc(addr)?;
-            let get = |field| d.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let get = |field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             out.push(ImageSighting {
                 url: get(f.url),
                 page_url: get(f.page_url),
@@ -289,9 +302,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let idx = PageIndex::open(dir.path()).unwrap();
         let mut w = idx.writer(20_000_000).unwrap();
-        idx.upsert_page(&w, &page("http://a/1", "Dump", "old text about nothing")).unwrap();
-        idx.upsert_page(&w, &page("http://a/1", "Dump v2", "fresh <b>quartz lantern</b> manifest")).unwrap();
-        idx.upsert_page(&w, &page("http://a/2", "Other", "unrelated words")).unwrap();
+        idx.upsert_page(&w, &page("http://a/1", "Dump", "old text about nothing"))
+            .unwrap();
+        idx.upsert_page(
+            &w,
+            &page(
+                "http://a/1",
+                "Dump v2",
+                "fresh <b>quartz lantern</b> manifest",
+            ),
+        )
+        .unwrap();
+        idx.upsert_page(&w, &page("http://a/2", "Other", "unrelated words"))
+            .unwrap();
         w.commit().unwrap();
         assert_eq!(idx.page_count().unwrap(), 2);
         let hits = idx.search("\"quartz lantern\"", 10).unwrap();
@@ -299,10 +322,16 @@ mod tests {
         assert_eq!(hits[0].title, "Dump v2");
         assert!(hits[0].snippet.contains("quartz lantern"));
         assert!(hits[0].snippet_html.contains("<b>quartz</b>"));
-        assert!(hits[0].snippet_html.contains("&lt;b&gt;") || !hits[0].snippet_html.contains("<b>quartz lantern</b>"));
+        assert!(
+            hits[0].snippet_html.contains("&lt;b&gt;")
+                || !hits[0].snippet_html.contains("<b>quartz lantern</b>")
+        );
         assert_eq!(idx.search("*", 10).unwrap().len(), 2);
         assert!(idx.search("old", 10).unwrap().is_empty());
-        assert!(matches!(idx.search("title:(", 10), Err(IndexError::Query(_))));
+        assert!(matches!(
+            idx.search("title:(", 10),
+            Err(IndexError::Query(_))
+        ));
         // A second handle (as another process would) sees the committed documents.
         let other = PageIndex::open(dir.path()).unwrap();
         assert_eq!(other.search("unrelated", 10).unwrap().len(), 1);

@@ -30,7 +30,9 @@ pub enum BankError {
     },
     #[error("fingerprint bank {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("fingerprint bank {path} has format version {found}; this build reads version {VERSION}")]
+    #[error(
+        "fingerprint bank {path} has format version {found}; this build reads version {VERSION}"
+    )]
     Version { path: PathBuf, found: u32 },
 }
 
@@ -90,7 +92,10 @@ impl Bank {
         };
         let file: BankFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if file.format != FORMAT {
-            return Err(corrupt(format!("not a fingerprint bank (format {:?})", file.format)));
+            return Err(corrupt(format!(
+                "not a fingerprint bank (format {:?})",
+                file.format
+            )));
         }
         if file.version != VERSION {
             return Err(BankError::Version {
@@ -100,7 +105,10 @@ impl Bank {
         }
         for (i, fp) in file.fingerprints.into_iter().enumerate() {
             if parse_hash(&fp.hash).is_none() {
-                return Err(corrupt(format!("entry {i} ({}) has an invalid hash", fp.label)));
+                return Err(corrupt(format!(
+                    "entry {i} ({}) has an invalid hash",
+                    fp.label
+                )));
             }
             bank.insert(fp);
         }
@@ -228,6 +236,9 @@ mod tests {
             br#"{"format":"leakwatch-fingerprint-bank","version":9,"fingerprints":[]}"#,
         )
         .unwrap();
-        assert!(matches!(Bank::open(dir.path()), Err(BankError::Version { found: 9, .. })));
+        assert!(matches!(
+            Bank::open(dir.path()),
+            Err(BankError::Version { found: 9, .. })
+        ));
     }
 }

@@ -81,6 +81,28 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageE
     })
 }
 
+/// Whether an image file lacks its format's end marker (JPEG EOI, PNG IEND, GIF trailer):
+/// the sign of a cut-off download or a deliberately truncated file.
+pub fn looks_truncated(b: &[u8]) -> bool {
+    let tail = &b[b.len().saturating_sub(64)..];
+    let trimmed = {
+        let end = tail
+            .iter()
+            .rposition(|&c| c != 0 && !c.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        &tail[..end]
+    };
+    if b.starts_with(&[0xff, 0xd8]) {
+        !trimmed.ends_with(&[0xff, 0xd9])
+    } else if b.starts_with(b"\x89PNG") {
+        !tail.windows(4).any(|w| w == b"IEND")
+    } else if b.starts_with(b"GIF8") {
+        !trimmed.ends_with(b";")
+    } else {
+        false
+    }
+}
+
 /// Computes leakwatch's perceptual hashes. Build once and reuse: building precomputes the DCT.
 pub struct ImageHasher {
     dct: Hasher,
@@ -138,7 +160,12 @@ mod tests {
     fn scene(seed: u32) -> RgbImage {
         ImageBuffer::from_fn(320, 240, |x, y| {
             let v = (x.wrapping_mul(seed * 7 + 3) ^ y.wrapping_mul(seed * 13 + 5)) % 256;
-            let blob = if (x as i32 - (seed * 37 % 320) as i32).pow(2) + (y as i32 - 120).pow(2) < 4000 { 255 } else { 0 };
+            let blob =
+                if (x as i32 - (seed * 37 % 320) as i32).pow(2) + (y as i32 - 120).pow(2) < 4000 {
+                    255
+                } else {
+                    0
+                };
             Rgb([v as u8, blob, (x + y) as u8])
         })
     }
@@ -154,7 +181,11 @@ mod tests {
         let h = ImageHasher::new();
         let a = DynamicImage::ImageRgb8(scene(1));
         let b = DynamicImage::ImageRgb8(scene(2));
-        let jpeg = decode(&encode(&a, image::ImageFormat::Jpeg), DecodeLimits::default()).unwrap();
+        let jpeg = decode(
+            &encode(&a, image::ImageFormat::Jpeg),
+            DecodeLimits::default(),
+        )
+        .unwrap();
         let small = a.resize(160, 120, image::imageops::FilterType::Triangle);
         let ha = h.dct256(&a);
         assert!(hamming(&ha, &h.dct256(&jpeg)) <= 16);
@@ -175,12 +206,21 @@ mod tests {
         let e = decode(&png, DecodeLimits::default()).unwrap_err();
         assert_eq!(e.kind(), "image.too-large", "{e}");
         let jpeg = encode(&DynamicImage::ImageRgb8(scene(3)), image::ImageFormat::Jpeg);
+        assert!(!looks_truncated(&jpeg));
+        assert!(looks_truncated(&jpeg[..jpeg.len() / 2]));
+        let png_ok = encode(&DynamicImage::ImageRgb8(scene(3)), image::ImageFormat::Png);
+        assert!(!looks_truncated(&png_ok) && looks_truncated(&png_ok[..png_ok.len() - 20]));
         let e = decode(&jpeg[..jpeg.len() / 2], DecodeLimits::default());
         // A truncated JPEG either fails or decodes partially; it must never panic.
         if let Err(e) = e {
             assert_eq!(e.kind(), "image.decode");
         }
-        assert_eq!(decode(b"<html>", DecodeLimits::default()).unwrap_err().kind(), "image.unknown-format");
+        assert_eq!(
+            decode(b"<html>", DecodeLimits::default())
+                .unwrap_err()
+                .kind(),
+            "image.unknown-format"
+        );
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -188,7 +228,11 @@ mod tests {
         for &b in data {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -35,7 +35,7 @@ pub struct MatcherConfig {
 impl Default for MatcherConfig {
     fn default() -> Self {
         MatcherConfig {
-            threshold: 40,
+            threshold: 24,
             workers: 0,
             decode: DecodeLimits::default(),
         }
@@ -47,7 +47,9 @@ impl MatcherConfig {
         if self.workers > 0 {
             self.workers
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         }
     }
 }

@@ -74,6 +74,11 @@ impl Matcher {
             }
         };
         let (bank, hasher, config) = (self.bank.clone(), self.hasher.clone(), self.config.clone());
+        if crate::hashing::looks_truncated(&img.bytes) {
+            // Decoders render what arrived; the partial image is still hashed, as a partial
+            // upload of a stolen photo is still a sighting.
+            self.stats.error("image.truncated");
+        }
         let bytes = img.bytes.clone();
         let result =
             tokio::task::spawn_blocking(move || match_bytes(&bytes, &bank, &hasher, &config, 1))
@@ -117,9 +122,10 @@ impl Matcher {
                 algorithm: best.algorithm.clone(),
                 detected_at: schema::now_rfc3339(),
             };
-            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode()).await?;
+            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
+                .await?;
             self.stats.incr("alerts.raised");
-            tracing::warn!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
+            tracing::info!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
         }
         d.ack().await
     }
@@ -135,7 +141,9 @@ impl Matcher {
         };
         let wl = self.watchlist.clone();
         let text = format!("{}\n{}", page.title, page.text);
-        let hits = tokio::task::spawn_blocking(move || wl.scan(&text)).await.unwrap_or_default();
+        let hits = tokio::task::spawn_blocking(move || wl.scan(&text))
+            .await
+            .unwrap_or_default();
         for label in hits {
             let alert = Alert {
                 id: Alert::id_for(AlertKind::Text, &label, &page.url),
@@ -147,9 +155,10 @@ impl Matcher {
                 algorithm: "hmac-sha256".into(),
                 detected_at: schema::now_rfc3339(),
             };
-            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode()).await?;
+            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
+                .await?;
             self.stats.incr("alerts.raised");
-            tracing::warn!(url = %page.url, label = %alert.label, "stolen identifier sighted");
+            tracing::info!(url = %page.url, label = %alert.label, "stolen identifier sighted");
         }
         d.ack().await
     }

@@ -281,8 +281,9 @@ mod tests {
 
     #[test]
     fn other_version_is_refused() {
-        let err = CrawlRequest::decode(br#"{"v":99,"url":"x","kind":"page","depth":0,"referrer":null}"#)
-            .unwrap_err();
+        let err =
+            CrawlRequest::decode(br#"{"v":99,"url":"x","kind":"page","depth":0,"referrer":null}"#)
+                .unwrap_err();
         assert!(matches!(err, DecodeError::Version { found: 99 }));
         assert!(CrawlRequest::decode(b"\xff garbage").is_err());
     }
@@ -290,9 +291,18 @@ mod tests {
     #[test]
     fn alert_ids_are_stable_and_distinct() {
         let a = Alert::id_for(AlertKind::Image, "stolen-1", "http://x/1.jpg");
-        assert_eq!(a, Alert::id_for(AlertKind::Image, "stolen-1", "http://x/1.jpg"));
-        assert_ne!(a, Alert::id_for(AlertKind::Text, "stolen-1", "http://x/1.jpg"));
-        assert_ne!(a, Alert::id_for(AlertKind::Image, "stolen-1", "http://x/2.jpg"));
+        assert_eq!(
+            a,
+            Alert::id_for(AlertKind::Image, "stolen-1", "http://x/1.jpg")
+        );
+        assert_ne!(
+            a,
+            Alert::id_for(AlertKind::Text, "stolen-1", "http://x/1.jpg")
+        );
+        assert_ne!(
+            a,
+            Alert::id_for(AlertKind::Image, "stolen-1", "http://x/2.jpg")
+        );
     }
 
     #[test]

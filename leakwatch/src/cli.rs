@@ -1,0 +1,135 @@
+//! The command line. Names and JSON shapes here are an interface other tools rely on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// leakwatch watches onion and paste sites for stolen images and identifiers.
+///
+/// It keeps only fingerprints of what was stolen (perceptual hashes of the images, keyed
+/// hashes of the identifiers), crawls the places where leaks surface, alerts on every
+/// sighting and indexes everything it crawls for search.
+#[derive(Debug, Parser)]
+#[command(name = "leakwatch", version, about, long_about)]
+pub struct Cli {
+    /// Where fingerprints, the index and alerts are kept.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./leakwatch-data",
+        env = "LEAKWATCH_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// TOML config file; every setting has a default, unknown keys are an error.
+    #[arg(long, global = true, env = "LEAKWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter (e.g. `info`, `leakwatch_crawler=debug`); logs go to stderr.
+    #[arg(long, global = true, default_value = "warn", env = "LEAKWATCH_LOG")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the fingerprints of the stolen images.
+    #[command(subcommand)]
+    Fingerprints(FingerprintsCmd),
+    /// Manage the watchlist of stolen identifiers (plate and document numbers).
+    #[command(subcommand)]
+    Watchlist(WatchlistCmd),
+    /// Compare images against the fingerprints, as the running matcher would.
+    Match(MatchArgs),
+    /// Crawl from seeds: frontier, crawlers, matchers and indexer in one process.
+    Run(RunArgs),
+    /// Search everything crawled (Tantivy query syntax; `*` matches every page).
+    Search(SearchArgs),
+    /// List every alert raised so far.
+    Alerts(AlertsArgs),
+    /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FingerprintsCmd {
+    /// Hash every image under the given files and folders (JPEG, PNG, WebP, GIF, BMP) and
+    /// store the hashes only, labelled with the file stem. Re-importing a file adds nothing.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the stored fingerprints.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WatchlistCmd {
+    /// Add identifiers from a file: one per line, optionally `LABEL<TAB>IDENTIFIER`.
+    /// Only keyed hashes are stored.
+    Import { file: PathBuf },
+    /// How many identifiers are watched.
+    Count,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// One JSON line per image.
+    #[arg(long)]
+    pub json: bool,
+    /// How many nearest fingerprints to show.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A URL to start from (repeatable).
+    #[arg(long = "seed")]
+    pub seeds: Vec<String>,
+    /// A file of seed URLs, one per line (`#` starts a comment).
+    #[arg(long)]
+    pub seeds_file: Option<PathBuf>,
+    /// Stop when every reachable page is crawled and every message processed, then print a summary.
+    #[arg(long)]
+    pub once: bool,
+    /// How to reach sites. `direct` fetches from this machine without Tor (tests, clearnet paste
+    /// sites) and refuses .onion hosts.
+    #[arg(long, default_value = "direct", value_parser = ["direct"])]
+    pub transport: String,
+    /// Allow crawling loopback, private and link-local addresses (refused by default).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub query: String,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Testbed seed: another seed makes another synthetic web.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

@@ -1,0 +1,61 @@
+//! One function per command. Each prints its results to stdout (JSON lines where asked) and
+//! its diagnostics to stderr.
+
+mod alerts;
+mod demo;
+mod fingerprints;
+mod match_images;
+mod run;
+mod search;
+mod watchlist;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, FingerprintsCmd, WatchlistCmd};
+use crate::config::Config;
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_tracing(&cli.log);
+    let config = Config::load(cli.config.as_deref())?;
+    let data_dir = cli.data_dir;
+    match cli.command {
+        Command::Fingerprints(FingerprintsCmd::Import { paths }) => {
+            fingerprints::import(&data_dir, &config, &paths)
+        }
+        Command::Fingerprints(FingerprintsCmd::List { json }) => {
+            fingerprints::list(&data_dir, json)
+        }
+        Command::Watchlist(WatchlistCmd::Import { file }) => watchlist::import(&data_dir, &file),
+        Command::Watchlist(WatchlistCmd::Count) => watchlist::count(&data_dir),
+        Command::Match(args) => match_images::run(&data_dir, &config, &args),
+        Command::Run(args) => runtime()?.block_on(run::run(&data_dir, &config, &args)),
+        Command::Search(args) => search::run(&data_dir, &args),
+        Command::Alerts(args) => alerts::run(&data_dir, &args),
+        Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints one value as a JSON line.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

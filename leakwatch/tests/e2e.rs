@@ -1,0 +1,214 @@
+//! End to end: the real binary against the testbed served on loopback — import, crawl,
+//! alerts, re-crawl, search — checked against the testbed's truth file.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
+
+/// Runs the binary with a data dir (and config) and returns its output; panics with its
+/// stderr when it fails.
+async fn leakwatch(data: &Path, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(data);
+    let cfg = data.join("test-config.toml");
+    if cfg.exists() {
+        cmd.arg("--config").arg(&cfg);
+    }
+    cmd.args(args).env_remove("LEAKWATCH_CONFIG");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run leakwatch"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "leakwatch {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn write_config(data: &Path, extra: &str) {
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(
+        data.join("test-config.toml"),
+        format!("[crawler]\nworkers = 8\npoliteness_delay_ms = 0\n{extra}"),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
+    let tb = testbed::start(testbed::Config::default()).await.unwrap();
+    let truth = tb.truth();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_config(&data, "");
+    let stolen = tmp.path().join("stolen");
+    tb.write_stolen_set(&stolen).unwrap();
+    let idents = tmp.path().join("identifiers.txt");
+    tb.write_identifiers(&idents).unwrap();
+
+    // Import twice: the second adds nothing.
+    let out = leakwatch(&data, &["fingerprints", "import", stolen.to_str().unwrap()]).await;
+    let n_stolen = std::fs::read_dir(&stolen).unwrap().count();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("imported {n_stolen} new")));
+    let out = leakwatch(&data, &["fingerprints", "import", stolen.to_str().unwrap()]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 0 new"),
+        "{out:?}"
+    );
+    let listed = json_lines(&leakwatch(&data, &["fingerprints", "list", "--json"]).await);
+    assert_eq!(listed.len(), n_stolen);
+    // Only hashes are stored: no image bytes in the data dir.
+    let bank = std::fs::read(data.join("fingerprints.json")).unwrap();
+    assert!(bank.len() < n_stolen * 1024, "bank is {} bytes", bank.len());
+    leakwatch(&data, &["watchlist", "import", idents.to_str().unwrap()]).await;
+
+    let mut run = vec!["run", "--once", "--allow-private", "--json"];
+    let seeds = tb.seeds();
+    for s in &seeds {
+        run.extend(["--seed", s.as_str()]);
+    }
+    let summary = &json_lines(&leakwatch(&data, &run).await)[0];
+    assert_eq!(
+        summary["pages"].as_u64().unwrap() as usize,
+        truth.pages,
+        "{summary}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary}");
+
+    let alerts = json_lines(&leakwatch(&data, &["alerts", "--json"]).await);
+    let ids: HashSet<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), alerts.len(), "duplicate alert ids");
+    let image_alerts: Vec<&Value> = alerts.iter().filter(|a| a["kind"] == "image").collect();
+    let mut per_url: HashMap<&str, usize> = HashMap::new();
+    for a in &image_alerts {
+        *per_url.entry(a["url"].as_str().unwrap()).or_default() += 1;
+    }
+    assert!(
+        per_url.values().all(|n| *n == 1),
+        "an image alerted twice: {per_url:?}"
+    );
+
+    let catchable: Vec<_> = truth.leaks.iter().filter(|l| l.expect_dct256).collect();
+    assert!(
+        catchable.len() >= 10,
+        "testbed plants too few catchable leaks"
+    );
+    for leak in &catchable {
+        let hit = image_alerts.iter().find(|a| {
+            let url = a["url"].as_str().unwrap();
+            let same_image = if leak.data_uri {
+                url.starts_with("data:") && a["page_url"] == leak.page_url.as_str()
+            } else {
+                url == leak.image_url
+            };
+            same_image && a["label"] == leak.label.as_str()
+        });
+        assert!(hit.is_some(), "planted leak not alerted: {leak:?}");
+    }
+    for decoy in &truth.decoys {
+        assert!(
+            !image_alerts
+                .iter()
+                .any(|a| a["url"] == decoy.image_url.as_str()),
+            "decoy alerted: {decoy:?}"
+        );
+    }
+    let leak_urls: HashSet<&str> = truth.leaks.iter().map(|l| l.image_url.as_str()).collect();
+    for a in &image_alerts {
+        let url = a["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("data:") || leak_urls.contains(url),
+            "alert on a non-leak: {a}"
+        );
+    }
+    let text_pages: HashSet<&str> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "text")
+        .map(|a| a["url"].as_str().unwrap())
+        .collect();
+    for t in &truth.text_leaks {
+        assert!(
+            text_pages.contains(t.page_url.as_str()),
+            "text leak not alerted: {t:?}"
+        );
+    }
+    let leak_pages: HashSet<&str> = truth
+        .text_leaks
+        .iter()
+        .map(|t| t.page_url.as_str())
+        .collect();
+    assert!(
+        text_pages.iter().all(|p| leak_pages.contains(p)),
+        "text alert on a page without a leak"
+    );
+
+    // A second crawl finds the same leaks and stores no alert twice.
+    let again = &json_lines(&leakwatch(&data, &run).await)[0];
+    assert_eq!(again["new_alerts"], 0, "{again}");
+    assert!(again["repeated_alerts"].as_u64().unwrap() >= catchable.len() as u64);
+    assert_eq!(
+        json_lines(&leakwatch(&data, &["alerts", "--json"]).await).len(),
+        alerts.len()
+    );
+
+    // Search finds a planted phrase on its page, and never script text.
+    let phrase = &truth.phrases[0];
+    let q = format!("\"{}\"", phrase.phrase);
+    let hits = json_lines(&leakwatch(&data, &["search", &q, "--json"]).await);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["url"], phrase.page_url.as_str());
+    for key in ["url", "title", "snippet", "fetched_at"] {
+        assert!(hits[0].get(key).is_some(), "search result lacks {key}");
+    }
+    let script =
+        json_lines(&leakwatch(&data, &["search", testbed::SCRIPT_ONLY_TOKEN, "--json"]).await);
+    assert!(script.is_empty(), "script text was indexed: {script:?}");
+    let all = json_lines(&leakwatch(&data, &["search", "*", "--json", "--limit", "10000"]).await);
+    assert_eq!(all.len(), truth.pages);
+
+    // `match` gives the same decision as the crawl, nearest first.
+    let first = std::fs::read_dir(&stolen)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let not_image = tmp.path().join("notes.txt");
+    std::fs::write(&not_image, "not an image").unwrap();
+    let m = json_lines(
+        &leakwatch(
+            &data,
+            &[
+                "match",
+                first.to_str().unwrap(),
+                not_image.to_str().unwrap(),
+                "--json",
+                "--top",
+                "3",
+            ],
+        )
+        .await,
+    );
+    let stem = first.file_stem().unwrap().to_str().unwrap();
+    assert_eq!(m[0]["matches"][0]["label"], stem);
+    assert_eq!(m[0]["matches"][0]["distance"], 0);
+    assert_eq!(m[0]["matches"][0]["matched"], true);
+    assert_eq!(m[0]["matches"].as_array().unwrap().len(), 3);
+    assert!(m[0]["matches"][1]["distance"].as_u64() >= m[0]["matches"][0]["distance"].as_u64());
+    assert!(m[1]["error"].is_string());
+    tb.shutdown().await;
+}
