@@ -70,30 +70,22 @@ pub struct DirectFetcher {
 }
 
 impl DirectFetcher {
-    pub fn new(allow_private: bool, user_agent: &str) -> Self {
+    /// A direct transport; `allow_private` lifts the SSRF guard (tests, local sites).
+    pub fn new(allow_private: bool, user_agent: &str) -> Result<Self, FetchError> {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| {
-                // The ring provider supports the default versions; this branch is unreachable
-                // in practice, but a transport without TLS is still useful for http.
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_protocol_versions(&[&rustls::version::TLS13])
-                .expect("TLS 1.3 is supported by ring")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-            });
-        DirectFetcher {
+            .map_err(|e| FetchError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(DirectFetcher {
             allow_private,
             user_agent: user_agent.to_string(),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-        }
+        })
     }
 
     async fn resolve(&self, url: &Url, limits: &Limits) -> Result<SocketAddr, FetchError> {

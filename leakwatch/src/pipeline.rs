@@ -82,10 +82,10 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
 
     let embedded = EmbeddedBus::new(5);
     let bus: Arc<dyn Bus> = Arc::new(embedded.clone());
-    let fetcher: Arc<dyn Fetcher> = Arc::new(DirectFetcher::new(
-        opts.allow_private,
-        &config.crawler.user_agent,
-    ));
+    let fetcher: Arc<dyn Fetcher> = Arc::new(
+        DirectFetcher::new(opts.allow_private, &config.crawler.user_agent)
+            .context("failed to set up the direct transport")?,
+    );
     let frontier = Arc::new(Frontier::new(config.crawler.clone(), stats.clone()));
     let crawler = Arc::new(Crawler::new(config.crawler.clone(), fetcher, stats.clone()));
     let matcher = Arc::new(Matcher::new(

@@ -26,6 +26,18 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
         anyhow::bail!("no seeds: give --seed URL or --seeds-file FILE");
     }
     let seeds = Frontier::parse_seeds(&seeds)?;
+    let onions: Vec<&str> = seeds
+        .iter()
+        .filter(|u| crawler::urls::is_onion(u))
+        .map(|u| u.as_str())
+        .collect();
+    if !onions.is_empty() {
+        eprintln!(
+            "warning: the direct transport refuses .onion hosts (no Tor transport in this build); \
+             these seeds will be counted as fetch.onion-needs-tor errors: {}",
+            onions.join(" ")
+        );
+    }
     let summary = pipeline::run(
         data_dir,
         config,
