@@ -146,6 +146,106 @@ fn meta_charset(head: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// Answers from a fixed map of URL → (status, location), recording what was asked.
+    struct FakeSite {
+        routes: Vec<(&'static str, u16, Option<&'static str>)>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Fetcher for FakeSite {
+        async fn get(&self, url: &Url, _: &Limits) -> Result<RawResponse, FetchError> {
+            self.asked.lock().unwrap().push(url.to_string());
+            if crate::urls::is_onion(url) {
+                return Err(FetchError::OnionNeedsTor);
+            }
+            let (_, status, location) = self
+                .routes
+                .iter()
+                .find(|(u, _, _)| *u == url.as_str())
+                .ok_or(FetchError::Status(404))?;
+            let mut headers = http::HeaderMap::new();
+            if let Some(l) = location {
+                headers.insert("location", l.parse().unwrap());
+            }
+            headers.insert("content-type", "text/html".parse().unwrap());
+            Ok(RawResponse {
+                status: *status,
+                headers,
+                body: b"<html>ok</html>".to_vec(),
+            })
+        }
+    }
+
+    fn site(routes: Vec<(&'static str, u16, Option<&'static str>)>) -> FakeSite {
+        FakeSite {
+            routes,
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_hop_by_hop_and_bounded() {
+        let s = site(vec![
+            ("http://a.test/", 301, Some("/b#frag")),
+            ("http://a.test/b", 302, Some("http://c.test/final")),
+            ("http://c.test/final", 200, None),
+        ]);
+        let u = Url::parse("http://a.test/").unwrap();
+        let f = fetch(&s, &u, &Limits::default(), 5).await.unwrap();
+        assert_eq!(f.final_url.as_str(), "http://c.test/final");
+        assert_eq!(f.sniffed, Sniffed::Html);
+        assert_eq!(s.asked.lock().unwrap().len(), 3);
+        let e = fetch(&s, &u, &Limits::default(), 1).await.unwrap_err();
+        assert!(matches!(e, FetchError::TooManyRedirects(1)));
+
+        let loop_site = site(vec![("http://a.test/", 302, Some("/"))]);
+        let e = fetch(&loop_site, &u, &Limits::default(), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), "fetch.too-many-redirects");
+        assert_eq!(loop_site.asked.lock().unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn every_hop_goes_back_through_the_transport_checks() {
+        let s = site(vec![
+            (
+                "http://a.test/",
+                302,
+                Some("http://abcdefghijklmnopqrstuvwxyz.onion/"),
+            ),
+            ("http://a.test/js", 302, Some("javascript:alert(1)")),
+            ("http://a.test/none", 302, None),
+        ]);
+        let e = fetch(
+            &s,
+            &Url::parse("http://a.test/").unwrap(),
+            &Limits::default(),
+            5,
+        )
+        .await;
+        assert_eq!(e.unwrap_err().kind(), "fetch.onion-needs-tor");
+        let e = fetch(
+            &s,
+            &Url::parse("http://a.test/js").unwrap(),
+            &Limits::default(),
+            5,
+        )
+        .await;
+        assert_eq!(e.unwrap_err().kind(), "fetch.bad-redirect");
+        let e = fetch(
+            &s,
+            &Url::parse("http://a.test/none").unwrap(),
+            &Limits::default(),
+            5,
+        )
+        .await;
+        assert_eq!(e.unwrap_err().kind(), "fetch.status-3xx");
+    }
 
     #[test]
     fn sniffing() {

@@ -78,7 +78,8 @@ impl FetchError {
             FetchError::TooManyRedirects(_) => "fetch.too-many-redirects",
             FetchError::BadRedirect => "fetch.bad-redirect",
             FetchError::Status(s) if *s >= 500 => "fetch.status-5xx",
-            FetchError::Status(_) => "fetch.status-4xx",
+            FetchError::Status(s) if *s >= 400 => "fetch.status-4xx",
+            FetchError::Status(_) => "fetch.status-3xx",
             FetchError::NotAnImage => "fetch.not-an-image",
         }
     }
