@@ -42,6 +42,9 @@ pub struct IndexerConfig {
     pub commit_interval_ms: u64,
     /// Commit when this many documents are pending.
     pub commit_every_docs: usize,
+    /// Commit as soon as no message has arrived for this long, so a quiet pipeline settles
+    /// (and search sees new pages) without waiting for the interval.
+    pub idle_commit_ms: u64,
     /// Tantivy writer memory budget.
     pub writer_heap_bytes: usize,
 }
@@ -51,6 +54,7 @@ impl Default for IndexerConfig {
         IndexerConfig {
             commit_interval_ms: 2_000,
             commit_every_docs: 500,
+            idle_commit_ms: 100,
             writer_heap_bytes: 64 * 1024 * 1024,
         }
     }

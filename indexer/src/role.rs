@@ -2,7 +2,8 @@
 //!
 //! Pages and image verdicts are added to the Tantivy writer and their deliveries held until
 //! the next commit; only then are they acked. Commits happen every `commit_every_docs`
-//! documents or `commit_interval_ms`, whichever first, and once more when the bus closes.
+//! documents or `commit_interval_ms`, whichever first, after `idle_commit_ms` without a new
+//! message, and once more when the bus closes.
 //! Alerts are written and fsynced one by one (they are rare and precious) before their ack.
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ impl Indexer {
         let mut alerts = bus.consume(ALERTS_FOR_STORE, 64).await?;
         let mut pending: Vec<Delivery> = Vec::new();
         let interval = Duration::from_millis(self.config.commit_interval_ms.max(10));
+        let idle = Duration::from_millis(self.config.idle_commit_ms.max(1));
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut pages_open, mut verdicts_open, mut alerts_open) = (true, true, true);
@@ -78,6 +80,9 @@ impl Indexer {
                     if !pending.is_empty() {
                         self.commit(&mut writer, &mut pending).await?;
                     }
+                }
+                _ = tokio::time::sleep(idle), if !pending.is_empty() => {
+                    self.commit(&mut writer, &mut pending).await?;
                 }
             }
             if pending.len() >= self.config.commit_every_docs {
