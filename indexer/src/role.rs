@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bus::{Bus, BusError, Delivery, Stats};
 use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
-use schema::{Alert, FetchedPage, ImageVerdict, Message};
+use schema::{Alert, Message};
 use tantivy::IndexWriter;
 
 use crate::{AlertStore, IndexError, IndexerConfig, PageIndex};
@@ -101,21 +101,8 @@ impl Indexer {
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        match FetchedPage::decode(&d.payload) {
-            Ok(p) => {
-                if let Some(w) = w {
-                    self.index.upsert_page(w, &p)?;
-                }
-                self.stats.incr("indexed.pages");
-                pending.push(d);
-            }
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable page message");
-                d.nack(false).await?;
-            }
-        }
-        Ok(())
+        self.on_document(w, d, pending, "indexed.pages", PageIndex::upsert_page)
+            .await
     }
 
     async fn on_verdict(
@@ -124,17 +111,31 @@ impl Indexer {
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        match ImageVerdict::decode(&d.payload) {
-            Ok(v) => {
+        self.on_document(w, d, pending, "indexed.images", PageIndex::upsert_image)
+            .await
+    }
+
+    /// Decodes a message, adds it to the writer and holds its delivery for the next commit;
+    /// an undecodable message is dead-lettered at once.
+    async fn on_document<M: Message>(
+        &self,
+        w: Option<&IndexWriter>,
+        d: Delivery,
+        pending: &mut Vec<Delivery>,
+        counter: &str,
+        upsert: fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
+    ) -> Result<(), IndexerError> {
+        match M::decode(&d.payload) {
+            Ok(m) => {
                 if let Some(w) = w {
-                    self.index.upsert_image(w, &v)?;
+                    upsert(&self.index, w, &m)?;
                 }
-                self.stats.incr("indexed.images");
+                self.stats.incr(counter);
                 pending.push(d);
             }
             Err(e) => {
                 self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable verdict message");
+                tracing::warn!(error = %e, counter, "undecodable message");
                 d.nack(false).await?;
             }
         }
