@@ -9,6 +9,12 @@ use serde_json::json;
 use crate::cli::SearchArgs;
 
 pub fn run(data_dir: &Path, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+    if !data_dir.join(indexer::index::INDEX_DIR).exists() {
+        anyhow::bail!(
+            "no index in {}: crawl something first (leakwatch run) or pass --data-dir",
+            data_dir.display()
+        );
+    }
     let index = PageIndex::open(data_dir)?;
     let hits = index.search(&args.query, args.limit)?;
     for h in &hits {
