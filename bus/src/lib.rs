@@ -13,10 +13,12 @@
 //!   means the whole pipeline has settled (this is how `run --once` knows it is done);
 //! - a message nacked more often than the delivery limit is dead-lettered instead of looping.
 
+pub mod amqp;
 pub mod embedded;
 
 use async_trait::async_trait;
 
+pub use amqp::AmqpBus;
 pub use embedded::EmbeddedBus;
 
 /// Errors from a bus implementation.
@@ -48,6 +50,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Starts consuming `queue`. Several consumers of one queue share its messages.
     /// `prefetch` bounds how many unacked deliveries this consumer may hold.
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Why the bus gave up (e.g. the broker connection could not be recovered). Roles end
+    /// when their consumers end; the process checks this to exit non-zero.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A stream of deliveries from one queue.

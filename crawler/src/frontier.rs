@@ -94,7 +94,9 @@ impl Frontier {
 
     /// Consumes discovery reports until the bus closes.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
-        let mut consumer = bus.consume(CRAWL_DISCOVERED, 64).await?;
+        let mut consumer = bus
+            .consume(CRAWL_DISCOVERED, self.config.frontier_prefetch)
+            .await?;
         while let Some(delivery) = consumer.next().await {
             match Discovered::decode(&delivery.payload) {
                 Ok(d) => match self.handle(bus.as_ref(), &d).await {

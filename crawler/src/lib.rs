@@ -117,6 +117,10 @@ pub struct CrawlerConfig {
     /// Crawler-trap bound: pages fetched per site per run.
     pub max_pages_per_site: usize,
     pub user_agent: String,
+    /// Unacked crawl requests each worker may hold (AMQP `basic_qos`).
+    pub prefetch: u16,
+    /// Unacked discovery reports the frontier may hold.
+    pub frontier_prefetch: u16,
 }
 
 impl Default for CrawlerConfig {
@@ -134,6 +138,8 @@ impl Default for CrawlerConfig {
             max_pages_per_site: 20_000,
             user_agent: "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
                 .to_string(),
+            prefetch: 1,
+            frontier_prefetch: 64,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Crawler {
     pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers.max(1) {
-            let consumer = bus.consume(CRAWL_REQUESTS, 1).await?;
+            let consumer = bus.consume(CRAWL_REQUESTS, self.config.prefetch).await?;
             let me = self.clone();
             let bus = bus.clone();
             tasks.spawn(async move { me.worker(bus, consumer).await });

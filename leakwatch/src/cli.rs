@@ -51,6 +51,13 @@ pub enum Command {
     Alerts(AlertsArgs),
     /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
     Demo(DemoArgs),
+    /// Ready messages and consumers of every queue on RabbitMQ (including dead letters).
+    Queues {
+        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        amqp: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +117,13 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run only these roles (comma-separated: frontier, crawler, matcher, indexer), so each
+    /// can be its own process on RabbitMQ. Default: all of them.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// RabbitMQ URL (amqp:// or amqps://). Without it, roles talk over the in-process bus.
+    #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+    pub amqp: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -122,9 +136,44 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AlertsArgs {
     #[arg(long)]
     pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<AlertsCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCmd {
+    /// Print alerts as they arrive. With --amqp, from a queue of its own bound to the `alerts`
+    /// exchange; without, by following the data dir's alert store.
+    Follow {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        amqp: Option<String>,
+        /// A durable queue name, so alerts raised while this consumer is down are kept for it.
+        /// Default: a temporary queue that lives as long as this command.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Routing-key pattern: `alert.#` (all), `alert.image`, `alert.text`.
+        #[arg(long, default_value = "alert.#")]
+        pattern: String,
+    },
+    /// POST every alert as JSON to a webhook; retried with backoff, acked only after a 2xx.
+    Forward {
+        #[arg(long)]
+        webhook: String,
+        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        amqp: String,
+        /// The forwarder's durable queue on the `alerts` exchange.
+        #[arg(long, default_value = "leakwatch.alerts.webhook")]
+        queue: String,
+        /// Longest wait between two attempts of one alert.
+        #[arg(long, default_value_t = 60)]
+        max_backoff_secs: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,21 @@ pub struct Config {
     pub crawler: crawler::CrawlerConfig,
     pub matcher: matcher::MatcherConfig,
     pub indexer: indexer::IndexerConfig,
+    pub bus: BusConfig,
+}
+
+/// The `[bus]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// A message delivered more often than this (its handler keeps failing) is dead-lettered.
+    pub delivery_limit: u32,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig { delivery_limit: 5 }
+    }
 }
 
 impl Config {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bus::{Bus, EmbeddedBus, Stats};
+use bus::{AmqpBus, Bus, EmbeddedBus, Stats};
 use crawler::{Crawler, DirectFetcher, Fetcher, Frontier};
 use indexer::{AlertStore, Indexer, PageIndex};
 use matcher::{Bank, Matcher, Watchlist};
@@ -58,6 +58,54 @@ impl Summary {
     }
 }
 
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub frontier: bool,
+    pub crawler: bool,
+    pub matcher: bool,
+    pub indexer: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        frontier: true,
+        crawler: true,
+        matcher: true,
+        indexer: true,
+    };
+
+    /// Parses role names (`frontier`, `crawler`, `matcher`, `indexer`).
+    pub fn parse(names: &[String]) -> anyhow::Result<Roles> {
+        if names.is_empty() {
+            return Ok(Roles::ALL);
+        }
+        let mut r = Roles {
+            frontier: false,
+            crawler: false,
+            matcher: false,
+            indexer: false,
+        };
+        for n in names {
+            match n.trim() {
+                "frontier" => r.frontier = true,
+                "crawler" => r.crawler = true,
+                "matcher" => r.matcher = true,
+                "indexer" => r.indexer = true,
+                "all" => r = Roles::ALL,
+                other => anyhow::bail!(
+                    "unknown role {other:?}: expected frontier, crawler, matcher or indexer"
+                ),
+            }
+        }
+        Ok(r)
+    }
+
+    pub fn is_all(&self) -> bool {
+        *self == Roles::ALL
+    }
+}
+
 /// Options of one pipeline run.
 pub struct RunOptions {
     pub seeds: Vec<Url>,
@@ -65,60 +113,142 @@ pub struct RunOptions {
     pub once: bool,
     /// Print progress lines to stderr (only sensible on a terminal).
     pub progress: bool,
+    pub roles: Roles,
+    /// RabbitMQ URL; `None` = the embedded bus.
+    pub amqp: Option<String>,
 }
 
-/// Runs every role in this process until the crawl settles (`once`) or a shutdown signal.
+/// The bus this process runs on.
+#[derive(Clone)]
+enum BusHandle {
+    Embedded(EmbeddedBus),
+    Amqp(AmqpBus),
+}
+
+impl BusHandle {
+    fn as_dyn(&self) -> Arc<dyn Bus> {
+        match self {
+            BusHandle::Embedded(b) => Arc::new(b.clone()),
+            BusHandle::Amqp(b) => Arc::new(b.clone()),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            BusHandle::Embedded(b) => b.close(),
+            BusHandle::Amqp(b) => b.close(),
+        }
+    }
+
+    fn in_flight(&self) -> u64 {
+        match self {
+            BusHandle::Embedded(b) => b.outstanding(),
+            BusHandle::Amqp(b) => b.in_flight(),
+        }
+    }
+
+    /// Waits until every message is processed. For the AMQP bus (with every role in this
+    /// process) that is: no ready message in any queue and nothing in flight here, three
+    /// times in a row.
+    async fn wait_idle(&self) -> anyhow::Result<()> {
+        match self {
+            BusHandle::Embedded(b) => {
+                b.wait_idle().await;
+                Ok(())
+            }
+            BusHandle::Amqp(b) => {
+                let mut quiet = 0;
+                while quiet < 3 {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let ready: u32 = b
+                        .queue_depths()
+                        .await?
+                        .iter()
+                        .filter(|d| !d.queue.ends_with(".dlq"))
+                        .map(|d| d.messages)
+                        .sum();
+                    quiet = if ready == 0 && b.in_flight() == 0 {
+                        quiet + 1
+                    } else {
+                        0
+                    };
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs the chosen roles until the crawl settles (`once`) or a shutdown signal.
 pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::Result<Summary> {
+    if opts.amqp.is_none() && !opts.roles.is_all() {
+        anyhow::bail!("--roles splits leakwatch across processes, which needs --amqp URL");
+    }
+    if opts.once && !opts.roles.is_all() {
+        anyhow::bail!("--once needs every role in this process (omit --roles)");
+    }
+    if !opts.seeds.is_empty() && !opts.roles.frontier {
+        anyhow::bail!("--seed goes to the frontier: add the frontier role to this process");
+    }
+    if opts.once && opts.seeds.is_empty() {
+        anyhow::bail!("--once needs seeds");
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create data dir {}", data_dir.display()))?;
     let stats = Arc::new(Stats::default());
-    let bank = Bank::open(data_dir)?;
-    if bank.is_empty() {
-        tracing::warn!("the fingerprint bank is empty: images are indexed but cannot alert");
-    }
-    let watchlist = Watchlist::open(data_dir)?;
-    let index = Arc::new(PageIndex::open(data_dir)?);
-    let alerts = AlertStore::open(data_dir)?;
-
-    let embedded = EmbeddedBus::new(5);
-    let bus: Arc<dyn Bus> = Arc::new(embedded.clone());
-    let fetcher: Arc<dyn Fetcher> = Arc::new(
-        DirectFetcher::new(opts.allow_private, &config.crawler.user_agent)
-            .context("failed to set up the direct transport")?,
-    );
-    let frontier = Arc::new(Frontier::new(config.crawler.clone(), stats.clone()));
-    let crawler = Arc::new(Crawler::new(config.crawler.clone(), fetcher, stats.clone()));
-    let matcher = Arc::new(Matcher::new(
-        config.matcher.clone(),
-        bank,
-        watchlist,
-        stats.clone(),
-    ));
-    let indexer = Indexer::new(config.indexer.clone(), index.clone(), alerts, stats.clone());
-
+    let handle = match &opts.amqp {
+        None => BusHandle::Embedded(EmbeddedBus::new(config.bus.delivery_limit)),
+        Some(url) => BusHandle::Amqp(
+            AmqpBus::connect(url, config.bus.delivery_limit)
+                .await
+                .with_context(|| format!("failed to connect to {}", redact(url)))?,
+        ),
+    };
+    let bus = handle.as_dyn();
     let started = Instant::now();
     let mut roles = tokio::task::JoinSet::new();
-    roles.spawn({
+
+    if opts.roles.indexer {
+        let index = Arc::new(PageIndex::open(data_dir)?);
+        let alerts = AlertStore::open(data_dir)?;
+        let indexer = Indexer::new(config.indexer.clone(), index, alerts, stats.clone());
         let bus = bus.clone();
-        async move { indexer.run(bus).await.context("indexer failed") }
-    });
-    roles.spawn({
+        roles.spawn(async move { indexer.run(bus).await.context("indexer failed") });
+    }
+    if opts.roles.matcher {
+        let bank = Bank::open(data_dir)?;
+        if bank.is_empty() {
+            tracing::warn!("the fingerprint bank is empty: images are indexed but cannot alert");
+        }
+        let watchlist = Watchlist::open(data_dir)?;
+        let matcher = Arc::new(Matcher::new(
+            config.matcher.clone(),
+            bank,
+            watchlist,
+            stats.clone(),
+        ));
         let bus = bus.clone();
-        async move { matcher.run(bus).await.context("matcher failed") }
-    });
-    roles.spawn({
+        roles.spawn(async move { matcher.run(bus).await.context("matcher failed") });
+    }
+    if opts.roles.crawler {
+        let fetcher: Arc<dyn Fetcher> = Arc::new(
+            DirectFetcher::new(opts.allow_private, &config.crawler.user_agent)
+                .context("failed to set up the direct transport")?,
+        );
+        let crawler = Arc::new(Crawler::new(config.crawler.clone(), fetcher, stats.clone()));
         let bus = bus.clone();
-        async move { crawler.run(bus).await.context("crawler failed") }
-    });
-    roles.spawn({
-        let (bus, frontier) = (bus.clone(), frontier.clone());
-        async move { frontier.run(bus).await.context("frontier failed") }
-    });
-    let seeded = frontier.seed(bus.as_ref(), &opts.seeds).await?;
-    tracing::info!(seeded, "seeds queued");
+        roles.spawn(async move { crawler.run(bus).await.context("crawler failed") });
+    }
+    if opts.roles.frontier {
+        let frontier = Arc::new(Frontier::new(config.crawler.clone(), stats.clone()));
+        let seeded = frontier.seed(bus.as_ref(), &opts.seeds).await?;
+        tracing::info!(seeded, "seeds queued");
+        let bus = bus.clone();
+        roles.spawn(async move { frontier.run(bus).await.context("frontier failed") });
+    }
 
     let progress = opts.progress.then(|| {
-        let (stats, embedded) = (stats.clone(), embedded.clone());
+        let (stats, handle) = (stats.clone(), handle.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
             tick.tick().await;
@@ -130,36 +260,67 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
                     stats.get("images"),
                     stats.get("alerts"),
                     stats.errors().values().sum::<u64>(),
-                    embedded.outstanding()
+                    handle.in_flight()
                 );
             }
         })
     });
 
-    let mut role_error = None;
+    let mut role_ended = None;
     if opts.once {
         tokio::select! {
-            _ = embedded.wait_idle() => {}
-            r = roles.join_next() => role_error = Some(r),
+            r = handle.wait_idle() => r?,
+            r = roles.join_next() => role_ended = Some(r),
             _ = shutdown_signal() => eprintln!("interrupted: stopping"),
         }
     } else {
         tokio::select! {
-            r = roles.join_next() => role_error = Some(r),
-            _ = shutdown_signal() => eprintln!("stopping"),
+            r = roles.join_next() => role_ended = Some(r),
+            _ = shutdown_signal() => tracing::info!("stopping: finishing in-flight work"),
         }
     }
-    embedded.close();
+    // Stop consuming; roles finish the message in hand, the indexer commits, then exit.
+    handle.close();
     if let Some(p) = progress {
         p.abort();
     }
-    if let Some(Some(r)) = role_error {
-        r.context("role panicked")??;
-        anyhow::bail!("a role stopped unexpectedly");
+    let mut result: anyhow::Result<()> = Ok(());
+    if let Some(Some(r)) = role_ended {
+        result = match r {
+            Ok(Ok(())) => Err(anyhow::anyhow!("a role stopped unexpectedly")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("role panicked: {e}")),
+        };
     }
     while let Some(r) = roles.join_next().await {
-        r.context("role panicked")??;
+        let r = r
+            .map_err(|e| anyhow::anyhow!("role panicked: {e}"))
+            .and_then(|r| r);
+        if result.is_ok() {
+            result = r;
+        }
     }
+    if let Some(reason) = bus.failure() {
+        anyhow::bail!("lost the broker connection: {reason}");
+    }
+    result?;
+    let dead_lettered = match &handle {
+        BusHandle::Embedded(b) => b.dead_lettered(),
+        BusHandle::Amqp(b) => {
+            let n = b
+                .queue_depths()
+                .await
+                .map(|d| {
+                    d.iter()
+                        .filter(|q| q.queue.ends_with(".dlq"))
+                        .map(|q| q.messages as u64)
+                        .sum()
+                })
+                .unwrap_or(0);
+            b.disconnect().await;
+            n
+        }
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let pages = stats.get("pages");
     Ok(Summary {
@@ -170,7 +331,7 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
         repeated_alerts: stats.get("alerts.duplicate"),
         total_alerts: indexer::alerts::load(&data_dir.join(indexer::alerts::ALERTS_FILE))?.len(),
         errors: stats.errors(),
-        dead_lettered: embedded.dead_lettered(),
+        dead_lettered,
         elapsed_secs: elapsed,
         pages_per_sec: if elapsed > 0.0 {
             pages as f64 / elapsed
@@ -178,6 +339,17 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
             0.0
         },
     })
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).

@@ -29,6 +29,8 @@ pub struct MatcherConfig {
     pub threshold: u32,
     /// Concurrent image decodes in this process; 0 = one per core.
     pub workers: usize,
+    /// Unacked images each worker may hold (AMQP `basic_qos`).
+    pub prefetch: u16,
     pub decode: DecodeLimits,
 }
 
@@ -37,6 +39,7 @@ impl Default for MatcherConfig {
         MatcherConfig {
             threshold: 24,
             workers: 0,
+            prefetch: 1,
             decode: DecodeLimits::default(),
         }
     }

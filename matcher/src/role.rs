@@ -38,7 +38,7 @@ impl Matcher {
         let workers = self.config.effective_workers();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            let mut consumer = bus.consume(IMAGES, 1).await?;
+            let mut consumer = bus.consume(IMAGES, self.config.prefetch).await?;
             let (me, bus) = (self.clone(), bus.clone());
             tasks.spawn(async move {
                 while let Some(d) = consumer.next().await {

@@ -54,6 +54,8 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
             allow_private: true,
             once: true,
             progress: pipeline::interactive(),
+            roles: pipeline::Roles::ALL,
+            amqp: None,
         },
     )
     .await?;

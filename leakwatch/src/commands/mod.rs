@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, FingerprintsCmd, WatchlistCmd};
+use crate::cli::{AlertsCmd, Cli, Command, FingerprintsCmd, WatchlistCmd};
 use crate::config::Config;
 
 /// Runs the parsed command line.
@@ -33,9 +33,46 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
         Command::Run(args) => runtime()?.block_on(run::run(&data_dir, &config, &args)),
         Command::Search(args) => search::run(&data_dir, &args),
-        Command::Alerts(args) => alerts::run(&data_dir, &args),
+        Command::Alerts(args) => match args.command {
+            None => alerts::run(&data_dir, args.json),
+            Some(AlertsCmd::Follow {
+                json,
+                amqp,
+                queue,
+                pattern,
+            }) => runtime()?.block_on(alerts::follow(&data_dir, json, amqp, queue, &pattern)),
+            Some(AlertsCmd::Forward {
+                webhook,
+                amqp,
+                queue,
+                max_backoff_secs,
+            }) => runtime()?.block_on(alerts::forward(&webhook, &amqp, &queue, max_backoff_secs)),
+        },
+        Command::Queues { amqp, json } => runtime()?.block_on(queues(&amqp, json)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
     }
+}
+
+async fn queues(amqp: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let bus = bus::AmqpBus::connect(amqp, Config::default().bus.delivery_limit)
+        .await
+        .with_context(|| format!("failed to connect to {}", crate::pipeline::redact(amqp)))?;
+    for d in bus.queue_depths().await? {
+        if json {
+            print_json(&serde_json::json!({
+                "queue": d.queue,
+                "messages": d.messages,
+                "consumers": d.consumers,
+            }))?;
+        } else {
+            println!(
+                "{:<36} {:>8} ready {:>4} consumers",
+                d.queue, d.messages, d.consumers
+            );
+        }
+    }
+    bus.disconnect().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -22,7 +22,7 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
                 .map(str::to_string),
         );
     }
-    if seeds.is_empty() {
+    if seeds.is_empty() && args.amqp.is_none() {
         anyhow::bail!("no seeds: give --seed URL or --seeds-file FILE");
     }
     let seeds = Frontier::parse_seeds(&seeds)?;
@@ -46,6 +46,8 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
             allow_private: args.allow_private,
             once: args.once,
             progress: pipeline::interactive(),
+            roles: pipeline::Roles::parse(&args.roles)?,
+            amqp: args.amqp.clone(),
         },
     )
     .await?;

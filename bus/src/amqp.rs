@@ -1,0 +1,518 @@
+//! The bus on RabbitMQ, so each role can run in its own process and scale out.
+//!
+//! The topology of [`schema::names`] becomes durable **quorum queues** (replicated, with a
+//! delivery limit), a fanout exchange for pages and a topic exchange for alerts. Every queue
+//! dead-letters into `leakwatch.dlx` with its own name as routing key, which routes to
+//! `<queue>.dlq`: a message nacked without requeue, or delivered more often than the limit
+//! (a handler that keeps crashing on it), lands there instead of looping.
+//!
+//! Every publish waits for the broker's **publisher confirm**; consumers ack explicitly. The
+//! connection recovers by itself after a broker restart (lapin's auto-recovery replays the
+//! topology and consumers); deliveries that were in flight are redelivered by the broker, and
+//! the roles' handlers are idempotent. If recovery gives up, the bus records the failure and
+//! consumers end, so the process exits non-zero and its supervisor restarts it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use schema::names::{self, ExchangeKind as Kind};
+use tokio::sync::watch;
+
+use crate::{Acker, Bus, BusError, Consumer, Delivery};
+
+/// Exchange that receives dead letters, routed by the original queue's name.
+pub const DEAD_LETTER_EXCHANGE: &str = "leakwatch.dlx";
+
+/// The dead-letter queue of `queue`.
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+fn broker(e: lapin::Error) -> BusError {
+    BusError::Broker(e.to_string())
+}
+
+/// Ready-message and consumer counts of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+struct Shared {
+    connection: Connection,
+    publisher: Channel,
+    closed: watch::Sender<bool>,
+    in_flight: AtomicU64,
+    failure: Mutex<Option<String>>,
+}
+
+/// [`Bus`] on RabbitMQ.
+#[derive(Clone)]
+pub struct AmqpBus {
+    shared: Arc<Shared>,
+}
+
+impl AmqpBus {
+    /// Connects (`amqp://` or `amqps://`), declares the topology idempotently and enables
+    /// publisher confirms. `delivery_limit` is the quorum queues' redelivery cap.
+    pub async fn connect(url: &str, delivery_limit: u32) -> Result<AmqpBus, BusError> {
+        let props = ConnectionProperties::default()
+            .enable_auto_recover()
+            .with_connection_name("leakwatch".into());
+        let connection = Connection::connect(url, props).await.map_err(broker)?;
+        let publisher = connection.create_channel().await.map_err(broker)?;
+        declare_topology(&publisher, delivery_limit).await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker)?;
+        Ok(AmqpBus {
+            shared: Arc::new(Shared {
+                connection,
+                publisher,
+                closed: watch::channel(false).0,
+                in_flight: AtomicU64::new(0),
+                failure: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Stops every consumer of this bus: `next()` returns `None` from now on. Deliveries
+    /// already handed out can still be settled.
+    pub fn close(&self) {
+        self.shared.closed.send_replace(true);
+    }
+
+    /// Closes the connection after [`AmqpBus::close`] and after in-flight work is settled.
+    pub async fn disconnect(&self) {
+        let _ = self.shared.connection.close(200, "bye".into()).await;
+    }
+
+    /// Deliveries handed to this process's consumers and not yet settled.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Ready messages and consumers of every leakwatch queue and dead-letter queue.
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
+        let ch = self
+            .shared
+            .connection
+            .create_channel()
+            .await
+            .map_err(broker)?;
+        let mut out = Vec::new();
+        for q in names::all_queues() {
+            for name in [q.to_string(), dead_letter_queue(q)] {
+                let info = ch
+                    .queue_declare(
+                        name.as_str().into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(broker)?;
+                out.push(QueueDepth {
+                    queue: name,
+                    messages: info.message_count(),
+                    consumers: info.consumer_count(),
+                });
+            }
+        }
+        let _ = ch.close(200, "done".into()).await;
+        Ok(out)
+    }
+
+    /// Consumes alerts through a queue of the caller's own bound to the alerts exchange:
+    /// a durable quorum queue when named (survives restarts: nothing missed), else an
+    /// exclusive server-named one that lives as long as this connection.
+    pub async fn consume_alerts(
+        &self,
+        queue: Option<&str>,
+        pattern: &str,
+        prefetch: u16,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        let ch = self
+            .shared
+            .connection
+            .create_channel()
+            .await
+            .map_err(broker)?;
+        let declared = match queue {
+            Some(name) => ch
+                .queue_declare(
+                    name.into(),
+                    QueueDeclareOptions::durable(),
+                    quorum_args(None, 20),
+                )
+                .await
+                .map_err(broker)?,
+            None => ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(broker)?,
+        };
+        let name = declared.name().to_string();
+        ch.queue_bind(
+            name.as_str().into(),
+            names::ALERTS_EXCHANGE.into(),
+            pattern.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+        self.consumer_on(ch, &name, prefetch).await
+    }
+
+    /// The reason the connection was given up, if it was.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    async fn consumer_on(
+        &self,
+        ch: Channel,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        ch.basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(broker)?;
+        let tag = format!("leakwatch-{}-{}", std::process::id(), next_tag());
+        let inner = ch
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        Ok(Box::new(AmqpConsumer {
+            bus: self.clone(),
+            channel: ch,
+            tag,
+            inner,
+            closed: self.shared.closed.subscribe(),
+        }))
+    }
+
+    async fn publish_once(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+    ) -> Result<Confirmation, lapin::Error> {
+        self.shared
+            .publisher
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                payload,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
+            )
+            .await?
+            .await
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "broker connection lost for good");
+        if let Ok(mut f) = self.shared.failure.lock() {
+            f.get_or_insert(reason);
+        }
+        self.close();
+    }
+}
+
+fn next_tag() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn quorum_args(dead_letter_key: Option<&str>, delivery_limit: u32) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(delivery_limit.min(i32::MAX as u32) as i32),
+    );
+    if let Some(key) = dead_letter_key {
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(key.into()),
+        );
+    }
+    args
+}
+
+/// Declares exchanges, queues, dead-letter queues and bindings. Idempotent: every process
+/// does it at start with the same arguments.
+async fn declare_topology(ch: &Channel, delivery_limit: u32) -> Result<(), BusError> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        DEAD_LETTER_EXCHANGE.into(),
+        ExchangeKind::Direct,
+        durable_exchange,
+        FieldTable::default(),
+    )
+    .await
+    .map_err(broker)?;
+    for q in names::all_queues() {
+        let dlq = dead_letter_queue(q);
+        ch.queue_declare(
+            dlq.as_str().into(),
+            QueueDeclareOptions::durable(),
+            quorum_args(None, 1000),
+        )
+        .await
+        .map_err(broker)?;
+        ch.queue_bind(
+            dlq.as_str().into(),
+            DEAD_LETTER_EXCHANGE.into(),
+            q.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+        ch.queue_declare(
+            q.into(),
+            QueueDeclareOptions::durable(),
+            quorum_args(Some(q), delivery_limit),
+        )
+        .await
+        .map_err(broker)?;
+    }
+    for ex in names::EXCHANGES {
+        let kind = match ex.kind {
+            Kind::Fanout => ExchangeKind::Fanout,
+            Kind::Topic => ExchangeKind::Topic,
+        };
+        ch.exchange_declare(
+            ex.name.into(),
+            kind,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+        for b in ex.bindings {
+            ch.queue_bind(
+                b.queue.into(),
+                ex.name.into(),
+                b.pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Bus for AmqpBus {
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), BusError> {
+        // A publish that fails because the connection dropped is retried once recovery has
+        // replayed the channel; a broker nack is an error for the caller to requeue on.
+        for _ in 0..8 {
+            if *self.shared.closed.borrow() && self.failure().is_some() {
+                return Err(BusError::Closed);
+            }
+            match self.publish_once(exchange, routing_key, &payload).await {
+                Ok(Confirmation::Nack(_)) => {
+                    return Err(BusError::Broker("publish not confirmed (nack)".into()))
+                }
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "publish failed, waiting for the connection to recover");
+                    if let Err(e) = self.shared.publisher.wait_for_recovery(e).await {
+                        self.fail(e.to_string());
+                        return Err(broker(e));
+                    }
+                }
+            }
+        }
+        Err(BusError::Broker(
+            "publish kept failing after recovery".into(),
+        ))
+    }
+
+    async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BusError> {
+        let ch = self
+            .shared
+            .connection
+            .create_channel()
+            .await
+            .map_err(broker)?;
+        self.consumer_on(ch, queue, prefetch).await
+    }
+
+    fn failure(&self) -> Option<String> {
+        AmqpBus::failure(self)
+    }
+}
+
+struct AmqpConsumer {
+    bus: AmqpBus,
+    channel: Channel,
+    tag: String,
+    inner: lapin::Consumer,
+    closed: watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Consumer for AmqpConsumer {
+    async fn next(&mut self) -> Option<Delivery> {
+        use futures_lite::StreamExt;
+        loop {
+            if *self.closed.borrow() {
+                let _ = self
+                    .channel
+                    .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+                return None;
+            }
+            let item = tokio::select! {
+                item = self.inner.next() => item,
+                _ = self.closed.wait_for(|c| *c) => continue,
+            };
+            match item {
+                Some(Ok(d)) => {
+                    let redeliveries =
+                        delivery_count(&d.properties).unwrap_or(if d.redelivered { 1 } else { 0 });
+                    self.bus.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    return Some(Delivery::new(
+                        d.data,
+                        redeliveries,
+                        Box::new(AmqpAcker {
+                            bus: self.bus.clone(),
+                            acker: Some(d.acker),
+                        }),
+                    ));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer interrupted, waiting for recovery");
+                    if let Err(e) = self.channel.wait_for_recovery(e).await {
+                        self.bus.fail(e.to_string());
+                        return None;
+                    }
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// Quorum queues count deliveries in the `x-delivery-count` header.
+fn delivery_count(props: &BasicProperties) -> Option<u32> {
+    let headers = props.headers().as_ref()?;
+    let key: ShortString = "x-delivery-count".into();
+    match headers.inner().get(&key)? {
+        AMQPValue::LongLongInt(n) => Some(*n as u32),
+        AMQPValue::LongInt(n) => Some(*n as u32),
+        AMQPValue::LongUInt(n) => Some(*n),
+        AMQPValue::ShortInt(n) => Some(*n as u32),
+        _ => None,
+    }
+}
+
+struct AmqpAcker {
+    bus: AmqpBus,
+    acker: Option<lapin::Acker>,
+}
+
+impl AmqpAcker {
+    fn settled(&self) {
+        self.bus.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Acker for AmqpAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
+        if let Some(a) = self.acker.take() {
+            self.settled();
+            // If the channel died, the broker redelivers the message; handlers are idempotent.
+            if let Err(e) = a.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "ack lost with its channel; the message will be redelivered");
+            }
+        }
+        Ok(())
+    }
+
+    async fn nack(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
+        if let Some(a) = self.acker.take() {
+            self.settled();
+            let opts = BasicNackOptions {
+                requeue,
+                multiple: false,
+            };
+            if let Err(e) = a.nack(opts).await {
+                tracing::warn!(error = %e, "nack lost with its channel; the message will be redelivered");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AmqpAcker {
+    fn drop(&mut self) {
+        if let Some(a) = self.acker.take() {
+            self.settled();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = a
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! A minimal HTTP(S) client for delivering alerts to webhooks (SIEMs, chat bridges).
+//!
+//! Webhook targets are configured by the operator, usually on the internal network, so the
+//! crawler's SSRF guard deliberately does not apply here. Each POST is bounded in time and the
+//! response body is not read beyond what the status needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use url::Url;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Posts JSON bodies.
+pub struct WebhookClient {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl WebhookClient {
+    pub fn new() -> anyhow::Result<Self> {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .context("failed to set up TLS")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(WebhookClient {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// POSTs `body` as `application/json`; returns the response status.
+    pub async fn post_json(&self, url: &Url, body: &[u8]) -> Result<u16, String> {
+        tokio::time::timeout(TIMEOUT, self.post_inner(url, body))
+            .await
+            .map_err(|_| "timed out".to_string())?
+    }
+
+    async fn post_inner(&self, url: &Url, body: &[u8]) -> Result<u16, String> {
+        let host = url.host_str().ok_or("URL has no host")?.to_string();
+        let port = url.port_or_known_default().ok_or("URL has no port")?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        if url.scheme() == "https" {
+            let name =
+                rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            send(tls, url, body).await
+        } else {
+            send(tcp, url, body).await
+        }
+    }
+}
+
+async fn send<S>(stream: S, url: &Url, body: &[u8]) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let req = http::Request::post(path)
+        .header(http::header::HOST, host)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "leakwatch-alerts")
+        .body(Full::new(bytes::Bytes::copy_from_slice(body)))
+        .map_err(|e| e.to_string())?;
+    let result = sender
+        .send_request(req)
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string());
+    driver.abort();
+    result
+}
