@@ -68,12 +68,20 @@ impl AmqpBus {
     /// Connects (`amqp://` or `amqps://`), declares the topology idempotently and enables
     /// publisher confirms. `delivery_limit` is the quorum queues' redelivery cap.
     pub async fn connect(url: &str, delivery_limit: u32) -> Result<AmqpBus, BusError> {
+        Self::connect_with(url, Some(delivery_limit)).await
+    }
+
+    /// Connects without declaring the role topology (`None`): for observers such as queue
+    /// listings and alert consumers, which must not fight the roles over queue arguments.
+    pub async fn connect_with(url: &str, delivery_limit: Option<u32>) -> Result<AmqpBus, BusError> {
         let props = ConnectionProperties::default()
             .enable_auto_recover()
             .with_connection_name("leakwatch".into());
         let connection = Connection::connect(url, props).await.map_err(broker)?;
         let publisher = connection.create_channel().await.map_err(broker)?;
-        declare_topology(&publisher, delivery_limit).await?;
+        if let Some(limit) = delivery_limit {
+            declare_topology(&publisher, limit).await?;
+        }
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -153,6 +161,17 @@ impl AmqpBus {
             .create_channel()
             .await
             .map_err(broker)?;
+        ch.exchange_declare(
+            names::ALERTS_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
         let declared = match queue {
             Some(name) => ch
                 .queue_declare(

@@ -63,7 +63,10 @@ impl Frontier {
         let mut n = 0;
         for s in seeds {
             if self.admit(s, ResourceKind::Page, 0) {
-                self.publish(bus, s, ResourceKind::Page, 0, None).await?;
+                if let Err(e) = self.publish(bus, s, ResourceKind::Page, 0, None).await {
+                    self.forget(s, ResourceKind::Page);
+                    return Err(e);
+                }
                 n += 1;
             }
         }
@@ -73,19 +76,17 @@ impl Frontier {
     /// Handles one discovery report: requests for the new pages and images.
     pub async fn handle(&self, bus: &dyn Bus, d: &Discovered) -> Result<(), BusError> {
         let depth = d.depth.saturating_add(1);
-        for link in &d.links {
-            if let Some(u) = parse_absolute(link) {
-                if self.admit(&u, ResourceKind::Page, depth) {
-                    self.publish(bus, &u, ResourceKind::Page, depth, Some(&d.from))
-                        .await?;
-                }
-            }
-        }
-        for img in &d.images {
-            if let Some(u) = parse_absolute(img) {
-                if self.admit(&u, ResourceKind::Image, depth) {
-                    self.publish(bus, &u, ResourceKind::Image, depth, Some(&d.from))
-                        .await?;
+        let pages = d.links.iter().map(|l| (l, ResourceKind::Page));
+        let images = d.images.iter().map(|l| (l, ResourceKind::Image));
+        for (link, kind) in pages.chain(images) {
+            let Some(u) = parse_absolute(link) else {
+                continue;
+            };
+            if self.admit(&u, kind, depth) {
+                if let Err(e) = self.publish(bus, &u, kind, depth, Some(&d.from)).await {
+                    // Not published: forget it, so the redelivered report publishes it again.
+                    self.forget(&u, kind);
+                    return Err(e);
                 }
             }
         }
@@ -153,6 +154,17 @@ impl Frontier {
         }
         st.seen.insert(url.to_string());
         true
+    }
+
+    /// Undoes [`Frontier::admit`] for a URL whose request could not be published.
+    fn forget(&self, url: &Url, kind: ResourceKind) {
+        let mut st = self.lock();
+        st.seen.remove(url.as_str());
+        if kind == ResourceKind::Page {
+            if let Some(c) = st.pages_per_site.get_mut(&site_of(url)) {
+                *c = c.saturating_sub(1);
+            }
+        }
     }
 
     async fn publish(
@@ -237,5 +249,26 @@ mod tests {
             ]
         );
         assert!(Frontier::parse_seeds(&["not a url".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_could_not_be_published_is_published_on_redelivery() {
+        let f = Frontier::new(CrawlerConfig::default(), Arc::new(Stats::default()));
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        f.seed(&bus, &seeds).await.unwrap();
+        drain(&bus).await;
+        let d = Discovered {
+            from: "http://a.test/".into(),
+            depth: 0,
+            links: vec!["http://a.test/x".into()],
+            images: vec![],
+        };
+        bus.close(); // the broker is gone: publishing fails
+        assert!(f.handle(&bus, &d).await.is_err());
+        let bus = EmbeddedBus::default(); // it is back; the report is redelivered
+        f.handle(&bus, &d).await.unwrap();
+        let got: Vec<String> = drain(&bus).await.into_iter().map(|r| r.url).collect();
+        assert_eq!(got, ["http://a.test/x"]);
     }
 }

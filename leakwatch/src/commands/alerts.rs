@@ -41,7 +41,7 @@ fn print_alert(a: &Alert, json: bool) -> anyhow::Result<()> {
 }
 
 async fn connect(amqp: &str) -> anyhow::Result<AmqpBus> {
-    AmqpBus::connect(amqp, crate::config::Config::default().bus.delivery_limit)
+    AmqpBus::connect_with(amqp, None)
         .await
         .with_context(|| format!("failed to connect to {}", redact(amqp)))
 }

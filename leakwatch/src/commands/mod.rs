@@ -54,7 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn queues(amqp: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let bus = bus::AmqpBus::connect(amqp, Config::default().bus.delivery_limit)
+    let bus = bus::AmqpBus::connect_with(amqp, None)
         .await
         .with_context(|| format!("failed to connect to {}", crate::pipeline::redact(amqp)))?;
     for d in bus.queue_depths().await? {

@@ -1,0 +1,607 @@
+//! Distributed mode against a real RabbitMQ: every role its own process, crash and broker
+//! restart mid-crawl, a poison message, and the webhook forwarder.
+//!
+//! Each test runs in a fresh vhost; the tests of this file run one at a time because one of
+//! them restarts the broker. The broker is `LEAKWATCH_TEST_AMQP_URL` (default the local one,
+//! which `scripts/test.sh` starts when none answers).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn broker_base() -> String {
+    std::env::var("LEAKWATCH_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A vhost of its own, deleted afterwards.
+struct Vhost {
+    name: String,
+    url: String,
+}
+
+impl Vhost {
+    fn new(tag: &str) -> Vhost {
+        let name = format!("leakwatch-test-{tag}-{}", std::process::id());
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &name])
+            .output();
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        let url = format!("{}/{}", broker_base(), name);
+        Vhost { name, url }
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// A leakwatch process with its output in files.
+struct Proc {
+    name: String,
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn start(name: &str, dir: &Path, args: &[String]) -> Proc {
+        let stdout = dir.join(format!("{name}.out"));
+        let stderr = dir.join(format!("{name}.err"));
+        let child = Command::new(BIN)
+            .args(args)
+            .env("LEAKWATCH_LOG", "warn")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn leakwatch");
+        Proc {
+            name: name.into(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status must be 0 (graceful shutdown).
+    fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                assert!(
+                    status.success(),
+                    "{} exited with {status} on SIGTERM:\n{err}",
+                    self.name
+                );
+                return std::fs::read_to_string(&self.stdout).unwrap_or_default();
+            }
+            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "{} died ({status}):\n{}",
+                self.name,
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn run_ok(args: &[String]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn leakwatch(args: &[String]) -> Vec<Value> {
+    run_ok(args)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?} printed {l:?}: {e}")))
+        .collect()
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// Testbed world, data dir with fingerprints and watchlist, config.
+struct Setup {
+    tb: testbed::Running,
+    truth: testbed::Truth,
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+async fn setup(politeness_ms: u64) -> Setup {
+    let tb = testbed::start(testbed::Config::default()).await.unwrap();
+    let truth = tb.truth();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stolen = dir.path().join("stolen");
+    tb.write_stolen_set(&stolen).unwrap();
+    let idents = dir.path().join("identifiers.txt");
+    tb.write_identifiers(&idents).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[crawler]\nworkers = 4\npoliteness_delay_ms = {politeness_ms}\n[matcher]\nworkers = 1\n"
+        ),
+    )
+    .unwrap();
+    let d = data.to_str().unwrap();
+    run_ok(&s(&[
+        "--data-dir",
+        d,
+        "fingerprints",
+        "import",
+        stolen.to_str().unwrap(),
+    ]));
+    run_ok(&s(&[
+        "--data-dir",
+        d,
+        "watchlist",
+        "import",
+        idents.to_str().unwrap(),
+    ]));
+    Setup {
+        tb,
+        truth,
+        dir,
+        data,
+        config,
+    }
+}
+
+impl Setup {
+    fn role(&self, name: &str, vhost: &Vhost, roles: &str, extra: &[String]) -> Proc {
+        let mut args = s(&[
+            "--data-dir",
+            self.data.to_str().unwrap(),
+            "--config",
+            self.config.to_str().unwrap(),
+            "run",
+            "--amqp",
+            &vhost.url,
+            "--roles",
+            roles,
+            "--allow-private",
+        ]);
+        args.extend_from_slice(extra);
+        Proc::start(name, self.dir.path(), &args)
+    }
+
+    fn seeds(&self) -> Vec<String> {
+        self.tb
+            .seeds()
+            .into_iter()
+            .flat_map(|u| ["--seed".to_string(), u])
+            .collect()
+    }
+
+    fn alerts(&self) -> Vec<Value> {
+        leakwatch(&s(&[
+            "--data-dir",
+            self.data.to_str().unwrap(),
+            "alerts",
+            "--json",
+        ]))
+    }
+
+    fn pages_indexed(&self) -> usize {
+        if !self.data.join("index").exists() {
+            return 0;
+        }
+        let d = self.data.to_str().unwrap();
+        leakwatch(&s(&[
+            "--data-dir",
+            d,
+            "search",
+            "*",
+            "--json",
+            "--limit",
+            "100000",
+        ]))
+        .len()
+    }
+
+    /// Whether every expected alert is stored, every page indexed and every queue drained.
+    fn settled(&self, vhost: &Vhost) -> bool {
+        let ready: u64 = leakwatch(&s(&["queues", "--amqp", &vhost.url, "--json"]))
+            .iter()
+            .filter(|q| !q["queue"].as_str().unwrap().ends_with(".dlq"))
+            .map(|q| q["messages"].as_u64().unwrap())
+            .sum();
+        ready == 0 && self.pages_indexed() == self.truth.pages && self.missing_alerts().is_empty()
+    }
+
+    /// Catchable leaks and text-leak pages without an alert.
+    fn missing_alerts(&self) -> Vec<String> {
+        let alerts = self.alerts();
+        let mut missing = Vec::new();
+        for leak in self
+            .truth
+            .leaks
+            .iter()
+            .filter(|l| l.expect_dct256 && !l.data_uri)
+        {
+            if !alerts
+                .iter()
+                .any(|a| a["url"] == leak.image_url.as_str() && a["label"] == leak.label.as_str())
+            {
+                missing.push(leak.image_url.clone());
+            }
+        }
+        for t in &self.truth.text_leaks {
+            if !alerts
+                .iter()
+                .any(|a| a["kind"] == "text" && a["url"] == t.page_url.as_str())
+            {
+                missing.push(t.page_url.clone());
+            }
+        }
+        missing
+    }
+
+    /// The final checks: every leak alerted exactly once, no decoy.
+    fn check_alerts(&self) -> Vec<Value> {
+        let alerts = self.alerts();
+        assert!(
+            self.missing_alerts().is_empty(),
+            "missing: {:?}",
+            self.missing_alerts()
+        );
+        let ids: HashSet<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), alerts.len(), "duplicate alerts");
+        let mut per_image: HashMap<&str, usize> = HashMap::new();
+        for a in alerts.iter().filter(|a| a["kind"] == "image") {
+            *per_image.entry(a["url"].as_str().unwrap()).or_default() += 1;
+        }
+        assert!(per_image.values().all(|n| *n == 1), "{per_image:?}");
+        for d in &self.truth.decoys {
+            assert!(
+                !per_image.contains_key(d.image_url.as_str()),
+                "decoy alerted: {d:?}"
+            );
+        }
+        alerts
+    }
+}
+
+fn wait_until(
+    what: &str,
+    timeout: Duration,
+    procs: &mut [&mut Proc],
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        for p in procs.iter_mut() {
+            p.assert_running();
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn dlq_depth(vhost: &Vhost, queue: &str) -> u64 {
+    leakwatch(&s(&["queues", "--amqp", &vhost.url, "--json"]))
+        .iter()
+        .find(|q| q["queue"] == format!("{queue}.dlq").as_str())
+        .and_then(|q| q["messages"].as_u64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let vhost = Vhost::new("multi");
+    let st = setup(0).await;
+    let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
+    // The topology exists once any process has connected.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut follow = Proc::start(
+        "follow",
+        st.dir.path(),
+        &s(&["alerts", "follow", "--json", "--amqp", &vhost.url]),
+    );
+    let mut matchers = [
+        st.role("matcher-1", &vhost, "matcher", &[]),
+        st.role("matcher-2", &vhost, "matcher", &[]),
+    ];
+    let mut crawlers = [
+        st.role("crawler-1", &vhost, "crawler", &[]),
+        st.role("crawler-2", &vhost, "crawler", &[]),
+    ];
+    // A poison message: undecodable, it must end in the dead-letter queue, not loop.
+    publish_raw(&vhost.url, "leakwatch.images", b"\xff not a message").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut frontier = st.role("frontier", &vhost, "frontier", &st.seeds());
+
+    {
+        let [m1, m2] = &mut matchers;
+        let [c1, c2] = &mut crawlers;
+        let mut procs = [&mut indexer, &mut frontier, m1, m2, c1, c2, &mut follow];
+        wait_until(
+            "the distributed crawl",
+            Duration::from_secs(150),
+            &mut procs,
+            || st.settled(&vhost),
+        );
+    }
+    let alerts = st.check_alerts();
+    assert_eq!(
+        dlq_depth(&vhost, "leakwatch.images"),
+        1,
+        "the poison message is dead-lettered"
+    );
+
+    // Every role stops cleanly on SIGTERM.
+    frontier.terminate();
+    for p in crawlers {
+        p.terminate();
+    }
+    for p in matchers {
+        p.terminate();
+    }
+    indexer.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let followed = follow.terminate();
+    let followed: Vec<Value> = followed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let followed_ids: HashSet<&str> = followed.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    for a in &alerts {
+        assert!(
+            followed_ids.contains(a["id"].as_str().unwrap()),
+            "follow missed {a}"
+        );
+    }
+    st.tb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let vhost = Vhost::new("chaos");
+    // Politeness stretches the crawl over several seconds so the chaos lands mid-work.
+    let st = setup(40).await;
+    let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut m1 = st.role("matcher-1", &vhost, "matcher", &[]);
+    let mut m2 = st.role("matcher-2", &vhost, "matcher", &[]);
+    let mut c1 = st.role("crawler-1", &vhost, "crawler", &[]);
+    let mut c2 = st.role("crawler-2", &vhost, "crawler", &[]);
+    let mut frontier = st.role("frontier", &vhost, "frontier", &st.seeds());
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !st.settled(&vhost),
+        "the crawl ended before the chaos; slow it down"
+    );
+    c1.kill9();
+    m1.kill9();
+    let mut c1 = st.role("crawler-1b", &vhost, "crawler", &[]);
+    let mut m1 = st.role("matcher-1b", &vhost, "matcher", &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rabbitmqctl(&["stop_app"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+
+    {
+        let mut procs = [
+            &mut indexer,
+            &mut frontier,
+            &mut m1,
+            &mut m2,
+            &mut c1,
+            &mut c2,
+        ];
+        wait_until(
+            "the crawl after the chaos",
+            Duration::from_secs(240),
+            &mut procs,
+            || st.settled(&vhost),
+        );
+    }
+    st.check_alerts();
+    for q in [
+        "leakwatch.crawl.requests",
+        "leakwatch.images",
+        "leakwatch.pages.indexer",
+    ] {
+        assert_eq!(dlq_depth(&vhost, q), 0, "{q}: work was dead-lettered");
+    }
+    for p in [frontier, c1, c2, m1, m2, indexer] {
+        p.terminate();
+    }
+    st.tb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_handler_keeps_failing_is_dead_lettered_after_the_limit() {
+    use bus::Bus;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let vhost = Vhost::new("poison");
+    let bus = bus::AmqpBus::connect(&vhost.url, 3).await.unwrap();
+    bus.publish("", "leakwatch.verdicts", b"crashes its handler".to_vec())
+        .await
+        .unwrap();
+    bus.publish("", "leakwatch.verdicts", b"fine".to_vec())
+        .await
+        .unwrap();
+    let mut c = bus.consume("leakwatch.verdicts", 1).await.unwrap();
+    let mut fine = 0;
+    let mut attempts = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fine == 0 || dlq_depth(&vhost, "leakwatch.verdicts") == 0 {
+        assert!(Instant::now() < deadline, "poison never dead-lettered");
+        let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(2), c.next()).await else {
+            continue;
+        };
+        if d.payload == b"fine" {
+            fine += 1;
+            d.ack().await.unwrap();
+        } else {
+            attempts += 1;
+            d.nack(true).await.unwrap(); // the handler failed; try again
+        }
+    }
+    assert_eq!(fine, 1);
+    assert!(
+        (3..=4).contains(&attempts),
+        "delivered {attempts} times with a limit of 3"
+    );
+    bus.close();
+    bus.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let vhost = Vhost::new("webhook");
+
+    // A receiver that fails the first three POSTs.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let accepted: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = {
+        let (calls, accepted) = (calls.clone(), accepted.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (calls, accepted) = (calls.clone(), accepted.clone());
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    accepted
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let fwd = Proc::start(
+        "forward",
+        dir.path(),
+        &s(&[
+            "alerts",
+            "forward",
+            "--amqp",
+            &vhost.url,
+            "--webhook",
+            &hook,
+            "--max-backoff-secs",
+            "1",
+        ]),
+    );
+    // Wait for the forwarder's queue, then raise one alert.
+    let bus = bus::AmqpBus::connect(&vhost.url, 5).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alert = schema::Alert {
+        id: schema::Alert::id_for(
+            schema::AlertKind::Image,
+            "stolen-0001",
+            "http://x.onion/a.jpg",
+        ),
+        kind: schema::AlertKind::Image,
+        url: "http://x.onion/a.jpg".into(),
+        page_url: Some("http://x.onion/".into()),
+        label: "stolen-0001".into(),
+        distance: 2,
+        algorithm: "dct256-median".into(),
+        detected_at: schema::now_rfc3339(),
+    };
+    bus::publish_msg(&bus, schema::names::ALERTS_EXCHANGE, "alert.image", &alert)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "alert never delivered ({} calls)",
+            calls.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // nothing more may arrive
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "three failures, then one success"
+    );
+    let got = accepted.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["id"], alert.id.as_str());
+    assert_eq!(got[0]["v"], 1);
+    let out = fwd.terminate();
+    assert!(
+        out.contains(&format!("forwarded alert {}", alert.id)),
+        "{out}"
+    );
+    bus.close();
+    bus.disconnect().await;
+}
+
+async fn publish_raw(url: &str, queue: &str, payload: &[u8]) {
+    use bus::Bus;
+    let bus = bus::AmqpBus::connect(url, 5).await.unwrap();
+    bus.publish("", queue, payload.to_vec()).await.unwrap();
+    bus.close();
+    bus.disconnect().await;
+}
