@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, then every test of the workspace.
-# Installs what a fresh machine lacks; the tests start their own testbed on loopback.
+# Installs and starts what a fresh machine lacks (RabbitMQ); the tests start their own testbed
+# on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,21 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 1
 fi
+
+# The distributed-mode tests need a RabbitMQ on 127.0.0.1:5672 (guest/guest) and rabbitmqctl
+# (each test makes its own vhost). Use the one that answers; otherwise install and start one.
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  echo "== starting RabbitMQ"
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  rabbitmq-server -detached
+  for _ in $(seq 90); do amqp_up && break; sleep 1; done
+  rabbitmqctl await_startup >/dev/null
+fi
+amqp_up || { echo "RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

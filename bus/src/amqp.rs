@@ -30,6 +30,16 @@ use tokio::sync::watch;
 
 use crate::{Acker, Bus, BusError, Consumer, Delivery};
 
+/// Longest wait for the broker to answer an ack, a cancel or a close; past it the channel
+/// is taken as lost (the broker redelivers whatever was not acked).
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a consumer waits without a delivery before checking that it still exists.
+const CONSUMER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Longest wait for a publisher confirm before publishing again.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Exchange that receives dead letters, routed by the original queue's name.
 pub const DEAD_LETTER_EXCHANGE: &str = "leakwatch.dlx";
 
@@ -105,7 +115,8 @@ impl AmqpBus {
 
     /// Closes the connection after [`AmqpBus::close`] and after in-flight work is settled.
     pub async fn disconnect(&self) {
-        let _ = self.shared.connection.close(200, "bye".into()).await;
+        let close = self.shared.connection.close(200, "bye".into());
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, close).await;
     }
 
     /// Deliveries handed to this process's consumers and not yet settled.
@@ -218,25 +229,15 @@ impl AmqpBus {
         queue: &str,
         prefetch: u16,
     ) -> Result<Box<dyn Consumer>, BusError> {
-        ch.basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(broker)?;
-        let tag = format!("leakwatch-{}-{}", std::process::id(), next_tag());
-        let inner = ch
-            .basic_consume(
-                queue.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(broker)?;
+        let (tag, inner) = subscribe(&ch, queue, prefetch).await?;
         Ok(Box::new(AmqpConsumer {
             bus: self.clone(),
             channel: ch,
             tag,
             inner,
             closed: self.shared.closed.subscribe(),
+            queue: queue.to_string(),
+            prefetch,
         }))
     }
 
@@ -268,6 +269,28 @@ impl AmqpBus {
         }
         self.close();
     }
+}
+
+/// Sets the prefetch and starts consuming `queue` on `ch`.
+async fn subscribe(
+    ch: &Channel,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(String, lapin::Consumer), BusError> {
+    ch.basic_qos(prefetch.max(1), BasicQosOptions::default())
+        .await
+        .map_err(broker)?;
+    let tag = format!("leakwatch-{}-{}", std::process::id(), next_tag());
+    let inner = ch
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
+    Ok((tag, inner))
 }
 
 fn next_tag() -> u64 {
@@ -381,7 +404,14 @@ impl Bus for AmqpBus {
             if *self.shared.closed.borrow() && self.failure().is_some() {
                 return Err(BusError::Closed);
             }
-            match self.publish_once(exchange, routing_key, &payload).await {
+            let attempt = self.publish_once(exchange, routing_key, &payload);
+            let Ok(outcome) = tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await else {
+                // A confirm that never comes (its channel died mid-publish): publish again;
+                // a duplicate is harmless, a loss is not.
+                tracing::warn!("publisher confirm timed out, publishing again");
+                continue;
+            };
+            match outcome {
                 Ok(Confirmation::Nack(_)) => {
                     return Err(BusError::Broker("publish not confirmed (nack)".into()))
                 }
@@ -421,6 +451,68 @@ struct AmqpConsumer {
     tag: String,
     inner: lapin::Consumer,
     closed: watch::Receiver<bool>,
+    queue: String,
+    prefetch: u16,
+}
+
+/// What woke a waiting consumer.
+enum Wake {
+    Item(Option<Box<lapin::Result<lapin::message::Delivery>>>),
+    Closed,
+    Check,
+}
+
+impl AmqpConsumer {
+    /// Whether this consumer is gone on the broker's side although the connection is up:
+    /// its channel fails, or its queue holds ready messages with no consumer at all.
+    /// (Seen after broker restarts: a consumer that recovery did not re-register.)
+    async fn lost(&self) -> bool {
+        if !self.bus.shared.connection.status().connected() {
+            return false; // recovery is under way; give it time
+        }
+        let check = self.channel.queue_declare(
+            self.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        );
+        match tokio::time::timeout(SETTLE_TIMEOUT, check).await {
+            Ok(Ok(q)) => q.message_count() > 0 && q.consumer_count() == 0,
+            Ok(Err(_)) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Consumes again on a fresh channel.
+    async fn resubscribe(&mut self) {
+        let fresh = async {
+            let ch = self
+                .bus
+                .shared
+                .connection
+                .create_channel()
+                .await
+                .map_err(broker)?;
+            let (tag, inner) = subscribe(&ch, &self.queue, self.prefetch).await?;
+            Ok::<_, BusError>((ch, tag, inner))
+        };
+        match tokio::time::timeout(SETTLE_TIMEOUT, fresh).await {
+            Ok(Ok((ch, tag, inner))) => {
+                tracing::warn!(queue = %self.queue, "consumer was lost; consuming again on a new channel");
+                let old = std::mem::replace(&mut self.channel, ch);
+                let _ =
+                    tokio::time::timeout(SETTLE_TIMEOUT, old.close(200, "replaced".into())).await;
+                self.tag = tag;
+                self.inner = inner;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(queue = %self.queue, error = %e, "could not consume again yet")
+            }
+            Err(_) => tracing::warn!(queue = %self.queue, "could not consume again yet (timeout)"),
+        }
+    }
 }
 
 #[async_trait]
@@ -429,17 +521,29 @@ impl Consumer for AmqpConsumer {
         use futures_lite::StreamExt;
         loop {
             if *self.closed.borrow() {
-                let _ = self
+                // Bounded: a channel left broken by a lost connection may never answer.
+                let cancel = self
                     .channel
-                    .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
-                    .await;
+                    .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default());
+                let _ = tokio::time::timeout(SETTLE_TIMEOUT, cancel).await;
                 return None;
             }
-            let item = tokio::select! {
-                item = self.inner.next() => item,
-                _ = self.closed.wait_for(|c| *c) => continue,
+            let wake = tokio::select! {
+                item = self.inner.next() => Wake::Item(item.map(Box::new)),
+                _ = self.closed.wait_for(|c| *c) => Wake::Closed,
+                _ = tokio::time::sleep(CONSUMER_CHECK_INTERVAL) => Wake::Check,
             };
-            match item {
+            let item = match wake {
+                Wake::Item(item) => item,
+                Wake::Closed => continue,
+                Wake::Check => {
+                    if self.lost().await {
+                        self.resubscribe().await;
+                    }
+                    continue;
+                }
+            };
+            match item.map(|b| *b) {
                 Some(Ok(d)) => {
                     let redeliveries =
                         delivery_count(&d.properties).unwrap_or(if d.redelivered { 1 } else { 0 });
@@ -496,8 +600,9 @@ impl Acker for AmqpAcker {
         if let Some(a) = self.acker.take() {
             self.settled();
             // If the channel died, the broker redelivers the message; handlers are idempotent.
-            if let Err(e) = a.ack(BasicAckOptions::default()).await {
-                tracing::warn!(error = %e, "ack lost with its channel; the message will be redelivered");
+            match tokio::time::timeout(SETTLE_TIMEOUT, a.ack(BasicAckOptions::default())).await {
+                Ok(Ok(_)) => {}
+                _ => tracing::warn!("ack lost with its channel; the message will be redelivered"),
             }
         }
         Ok(())
@@ -510,8 +615,9 @@ impl Acker for AmqpAcker {
                 requeue,
                 multiple: false,
             };
-            if let Err(e) = a.nack(opts).await {
-                tracing::warn!(error = %e, "nack lost with its channel; the message will be redelivered");
+            match tokio::time::timeout(SETTLE_TIMEOUT, a.nack(opts)).await {
+                Ok(Ok(_)) => {}
+                _ => tracing::warn!("nack lost with its channel; the message will be redelivered"),
             }
         }
         Ok(())

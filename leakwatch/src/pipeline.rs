@@ -17,6 +17,9 @@ use url::Url;
 
 use crate::config::Config;
 
+/// How long roles get to finish in-flight work after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// What a run did; printed at the end of `run --once`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -292,13 +295,22 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
             Err(e) => Err(anyhow::anyhow!("role panicked: {e}")),
         };
     }
-    while let Some(r) = roles.join_next().await {
-        let r = r
-            .map_err(|e| anyhow::anyhow!("role panicked: {e}"))
-            .and_then(|r| r);
-        if result.is_ok() {
-            result = r;
+    let drain = async {
+        while let Some(r) = roles.join_next().await {
+            let r = r
+                .map_err(|e| anyhow::anyhow!("role panicked: {e}"))
+                .and_then(|r| r);
+            if result.is_ok() {
+                result = r;
+            }
         }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        // What was not settled stays unacked; the broker redelivers it to another process.
+        anyhow::bail!(
+            "roles did not stop within {}s; in-flight messages will be redelivered",
+            SHUTDOWN_GRACE.as_secs()
+        );
     }
     if let Some(reason) = bus.failure() {
         anyhow::bail!("lost the broker connection: {reason}");
@@ -307,9 +319,10 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
     let dead_lettered = match &handle {
         BusHandle::Embedded(b) => b.dead_lettered(),
         BusHandle::Amqp(b) => {
-            let n = b
-                .queue_depths()
+            let n = tokio::time::timeout(Duration::from_secs(5), b.queue_depths())
                 .await
+                .map_err(|_| bus::BusError::Broker("timed out".into()))
+                .and_then(|r| r)
                 .map(|d| {
                     d.iter()
                         .filter(|q| q.queue.ends_with(".dlq"))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn broker_base() -> String {
     std::env::var("LEAKWATCH_TEST_AMQP_URL")
@@ -74,7 +74,10 @@ impl Proc {
         let stderr = dir.join(format!("{name}.err"));
         let child = Command::new(BIN)
             .args(args)
-            .env("LEAKWATCH_LOG", "warn")
+            .env(
+                "LEAKWATCH_LOG",
+                std::env::var("LEAKWATCH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .stdin(Stdio::null())
@@ -108,7 +111,14 @@ impl Proc {
                 );
                 return std::fs::read_to_string(&self.stdout).unwrap_or_default();
             }
-            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} ignored SIGTERM:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -255,7 +265,13 @@ impl Setup {
             .filter(|q| !q["queue"].as_str().unwrap().ends_with(".dlq"))
             .map(|q| q["messages"].as_u64().unwrap())
             .sum();
-        ready == 0 && self.pages_indexed() == self.truth.pages && self.missing_alerts().is_empty()
+        let (pages, missing) = (self.pages_indexed(), self.missing_alerts());
+        eprintln!(
+            "waiting: {ready} ready messages, {pages}/{} pages indexed, {} alerts missing",
+            self.truth.pages,
+            missing.len()
+        );
+        ready == 0 && pages == self.truth.pages && missing.is_empty()
     }
 
     /// Catchable leaks and text-leak pages without an alert.
@@ -322,7 +338,21 @@ fn wait_until(
         for p in procs.iter_mut() {
             p.assert_running();
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() > deadline {
+            let logs: Vec<String> = procs
+                .iter()
+                .map(|p| {
+                    let err = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+                    let tail: Vec<&str> = err.lines().rev().take(15).collect();
+                    format!(
+                        "--- {}:\n{}",
+                        p.name,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -337,7 +367,7 @@ fn dlq_depth(vhost: &Vhost, queue: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let vhost = Vhost::new("multi");
     let st = setup(0).await;
     let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
@@ -406,7 +436,7 @@ async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let vhost = Vhost::new("chaos");
     // Politeness stretches the crawl over several seconds so the chaos lands mid-work.
     let st = setup(40).await;
@@ -466,7 +496,7 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_handler_keeps_failing_is_dead_lettered_after_the_limit() {
     use bus::Bus;
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let vhost = Vhost::new("poison");
     let bus = bus::AmqpBus::connect(&vhost.url, 3).await.unwrap();
     bus.publish("", "leakwatch.verdicts", b"crashes its handler".to_vec())
@@ -505,7 +535,7 @@ async fn a_message_whose_handler_keeps_failing_is_dead_lettered_after_the_limit(
 async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let vhost = Vhost::new("webhook");
 
     // A receiver that fails the first three POSTs.
