@@ -37,6 +37,10 @@ const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a consumer waits without a delivery before checking that it still exists.
 const CONSUMER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a connection may stay unusable before the process gives up (and exits non-zero
+/// for its supervisor to restart it).
+const RECOVERY_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Longest wait for a publisher confirm before publishing again.
 const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -62,7 +66,8 @@ pub struct QueueDepth {
 
 struct Shared {
     connection: Connection,
-    publisher: Channel,
+    /// Replaced by a fresh channel when recovery leaves it unusable.
+    publisher: Mutex<Channel>,
     closed: watch::Sender<bool>,
     in_flight: AtomicU64,
     failure: Mutex<Option<String>>,
@@ -99,7 +104,7 @@ impl AmqpBus {
         Ok(AmqpBus {
             shared: Arc::new(Shared {
                 connection,
-                publisher,
+                publisher: Mutex::new(publisher),
                 closed: watch::channel(false).0,
                 in_flight: AtomicU64::new(0),
                 failure: Mutex::new(None),
@@ -247,19 +252,55 @@ impl AmqpBus {
         routing_key: &str,
         payload: &[u8],
     ) -> Result<Confirmation, lapin::Error> {
-        self.shared
-            .publisher
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                payload,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into()),
-            )
-            .await?
-            .await
+        let ch = self.publisher();
+        ch.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            payload,
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into()),
+        )
+        .await?
+        .await
+    }
+
+    fn publisher(&self) -> Channel {
+        match self.shared.publisher.lock() {
+            Ok(ch) => ch.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces a publisher channel that the connection's recovery left unusable.
+    async fn renew_publisher(&self) {
+        if !self.shared.connection.status().connected() || self.publisher().status().connected() {
+            return;
+        }
+        let fresh = async {
+            let ch = self.shared.connection.create_channel().await?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+            Ok::<_, lapin::Error>(ch)
+        };
+        if let Ok(Ok(ch)) = tokio::time::timeout(SETTLE_TIMEOUT, fresh).await {
+            tracing::warn!("publisher channel replaced after a connection loss");
+            if let Ok(mut p) = self.shared.publisher.lock() {
+                *p = ch;
+            }
+        }
+    }
+
+    /// Whether the connection stayed unusable past the give-up time; records the failure.
+    fn gave_up(&self, since: std::time::Instant, what: &str) -> bool {
+        if since.elapsed() < RECOVERY_GIVE_UP {
+            return false;
+        }
+        self.fail(format!(
+            "{what}: no usable broker connection for {}s",
+            RECOVERY_GIVE_UP.as_secs()
+        ));
+        true
     }
 
     fn fail(&self, reason: String) {
@@ -398,36 +439,32 @@ impl Bus for AmqpBus {
         routing_key: &str,
         payload: Vec<u8>,
     ) -> Result<(), BusError> {
-        // A publish that fails because the connection dropped is retried once recovery has
-        // replayed the channel; a broker nack is an error for the caller to requeue on.
-        for _ in 0..8 {
-            if *self.shared.closed.borrow() && self.failure().is_some() {
+        // A publish that fails because the connection dropped is retried (on a fresh channel
+        // if recovery left the old one unusable) until the give-up time; a broker nack is an
+        // error for the caller to requeue on.
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            if self.failure().is_some() {
                 return Err(BusError::Closed);
             }
             let attempt = self.publish_once(exchange, routing_key, &payload);
-            let Ok(outcome) = tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await else {
-                // A confirm that never comes (its channel died mid-publish): publish again;
-                // a duplicate is harmless, a loss is not.
-                tracing::warn!("publisher confirm timed out, publishing again");
-                continue;
-            };
-            match outcome {
-                Ok(Confirmation::Nack(_)) => {
+            match tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await {
+                Ok(Ok(Confirmation::Nack(_))) => {
                     return Err(BusError::Broker("publish not confirmed (nack)".into()))
                 }
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "publish failed, waiting for the connection to recover");
-                    if let Err(e) = self.shared.publisher.wait_for_recovery(e).await {
-                        self.fail(e.to_string());
-                        return Err(broker(e));
-                    }
-                }
+                Ok(Ok(_)) => return Ok(()),
+                // A duplicate from publishing again is harmless; a loss is not.
+                Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
+                Err(_) => tracing::warn!("publisher confirm timed out; publishing again"),
             }
+            if self.gave_up(started, "publish") {
+                return Err(BusError::Broker("gave up publishing".into()));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            self.renew_publisher().await;
         }
-        Err(BusError::Broker(
-            "publish kept failing after recovery".into(),
-        ))
     }
 
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BusError> {
@@ -485,8 +522,24 @@ impl AmqpConsumer {
         }
     }
 
-    /// Consumes again on a fresh channel.
-    async fn resubscribe(&mut self) {
+    /// Waits for the connection, then consumes again on a fresh channel (whether or not
+    /// recovery restored the old one, a fresh one is known to work). False when closed or
+    /// when the give-up time passed.
+    async fn reconnect(&mut self) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            if *self.closed.borrow() || self.bus.gave_up(started, "consume") {
+                return false;
+            }
+            if self.bus.shared.connection.status().connected() && self.resubscribe().await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Consumes again on a fresh channel; whether that worked.
+    async fn resubscribe(&mut self) -> bool {
         let fresh = async {
             let ch = self
                 .bus
@@ -506,11 +559,16 @@ impl AmqpConsumer {
                     tokio::time::timeout(SETTLE_TIMEOUT, old.close(200, "replaced".into())).await;
                 self.tag = tag;
                 self.inner = inner;
+                true
             }
             Ok(Err(e)) => {
-                tracing::warn!(queue = %self.queue, error = %e, "could not consume again yet")
+                tracing::warn!(queue = %self.queue, error = %e, "could not consume again yet");
+                false
             }
-            Err(_) => tracing::warn!(queue = %self.queue, "could not consume again yet (timeout)"),
+            Err(_) => {
+                tracing::warn!(queue = %self.queue, "could not consume again yet (timeout)");
+                false
+            }
         }
     }
 }
@@ -558,13 +616,18 @@ impl Consumer for AmqpConsumer {
                     ));
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer interrupted, waiting for recovery");
-                    if let Err(e) = self.channel.wait_for_recovery(e).await {
-                        self.bus.fail(e.to_string());
+                    tracing::warn!(error = %e, queue = %self.queue, "consumer interrupted");
+                    if !self.reconnect().await {
                         return None;
                     }
                 }
-                None => return None,
+                None if *self.closed.borrow() => return None,
+                None => {
+                    tracing::warn!(queue = %self.queue, "consumer ended by the broker");
+                    if !self.reconnect().await {
+                        return None;
+                    }
+                }
             }
         }
     }
