@@ -7,10 +7,14 @@
 //! (a handler that keeps crashing on it), lands there instead of looping.
 //!
 //! Every publish waits for the broker's **publisher confirm**; consumers ack explicitly. The
-//! connection recovers by itself after a broker restart (lapin's auto-recovery replays the
-//! topology and consumers); deliveries that were in flight are redelivered by the broker, and
-//! the roles' handlers are idempotent. If recovery gives up, the bus records the failure and
-//! consumers end, so the process exits non-zero and its supervisor restarts it.
+//! connection recovers by itself after a broker restart (lapin's auto-recovery reconnects and
+//! replays the topology); deliveries that were in flight are redelivered by the broker, and
+//! the roles' handlers are idempotent. Recovery is not trusted blindly: a publisher channel
+//! left unusable is replaced, a consumer whose stream errors or ends re-subscribes on a fresh
+//! channel, an idle consumer checks that its queue still has consumers, and every confirm,
+//! ack, cancel and close is bounded in time. After two minutes without a usable
+//! connection the bus records the failure and consumers end, so the process exits non-zero
+//! and its supervisor restarts it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +40,9 @@ const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a consumer waits without a delivery before checking that it still exists.
 const CONSUMER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long lapin's own recovery gets before leakwatch opens a fresh connection.
+const LAPIN_RECOVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// How long a connection may stay unusable before the process gives up (and exits non-zero
 /// for its supervisor to restart it).
@@ -65,7 +72,12 @@ pub struct QueueDepth {
 }
 
 struct Shared {
-    connection: Connection,
+    url: String,
+    delivery_limit: Option<u32>,
+    /// Replaced by a fresh connection when lapin's recovery does not bring it back.
+    connection: Mutex<Arc<Connection>>,
+    /// One replacement at a time.
+    replacing: tokio::sync::Mutex<()>,
     /// Replaced by a fresh channel when recovery leaves it unusable.
     publisher: Mutex<Channel>,
     closed: watch::Sender<bool>,
@@ -89,27 +101,66 @@ impl AmqpBus {
     /// Connects without declaring the role topology (`None`): for observers such as queue
     /// listings and alert consumers, which must not fight the roles over queue arguments.
     pub async fn connect_with(url: &str, delivery_limit: Option<u32>) -> Result<AmqpBus, BusError> {
-        let props = ConnectionProperties::default()
-            .enable_auto_recover()
-            .with_connection_name("leakwatch".into());
-        let connection = Connection::connect(url, props).await.map_err(broker)?;
-        let publisher = connection.create_channel().await.map_err(broker)?;
-        if let Some(limit) = delivery_limit {
-            declare_topology(&publisher, limit).await?;
-        }
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker)?;
+        let (connection, publisher) = open(url, delivery_limit).await?;
         Ok(AmqpBus {
             shared: Arc::new(Shared {
-                connection,
+                url: url.to_string(),
+                delivery_limit,
+                connection: Mutex::new(Arc::new(connection)),
+                replacing: tokio::sync::Mutex::new(()),
                 publisher: Mutex::new(publisher),
                 closed: watch::channel(false).0,
                 in_flight: AtomicU64::new(0),
                 failure: Mutex::new(None),
             }),
         })
+    }
+
+    fn connection(&self) -> Arc<Connection> {
+        match self.shared.connection.lock() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether the connection is usable, replacing it with a fresh one when it has been down
+    /// for `down_for` already (lapin's own recovery had its chance).
+    async fn usable_connection(&self, down_for: std::time::Duration) -> bool {
+        if self.connection().status().connected() {
+            return true;
+        }
+        if down_for < LAPIN_RECOVERY_GRACE {
+            return false;
+        }
+        let _one = self.shared.replacing.lock().await;
+        let old = self.connection();
+        if old.status().connected() {
+            return true; // replaced meanwhile
+        }
+        let opened = tokio::time::timeout(
+            SETTLE_TIMEOUT * 2,
+            open(&self.shared.url, self.shared.delivery_limit),
+        )
+        .await;
+        match opened {
+            Ok(Ok((connection, publisher))) => {
+                tracing::warn!("broker connection replaced after recovery did not bring it back");
+                if let Ok(mut c) = self.shared.connection.lock() {
+                    *c = Arc::new(connection);
+                }
+                if let Ok(mut p) = self.shared.publisher.lock() {
+                    *p = publisher;
+                }
+                let _ =
+                    tokio::time::timeout(SETTLE_TIMEOUT, old.close(200, "replaced".into())).await;
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "broker not reachable yet");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Stops every consumer of this bus: `next()` returns `None` from now on. Deliveries
@@ -120,7 +171,8 @@ impl AmqpBus {
 
     /// Closes the connection after [`AmqpBus::close`] and after in-flight work is settled.
     pub async fn disconnect(&self) {
-        let close = self.shared.connection.close(200, "bye".into());
+        let connection = self.connection();
+        let close = connection.close(200, "bye".into());
         let _ = tokio::time::timeout(SETTLE_TIMEOUT, close).await;
     }
 
@@ -131,12 +183,7 @@ impl AmqpBus {
 
     /// Ready messages and consumers of every leakwatch queue and dead-letter queue.
     pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
-        let ch = self
-            .shared
-            .connection
-            .create_channel()
-            .await
-            .map_err(broker)?;
+        let ch = self.connection().create_channel().await.map_err(broker)?;
         let mut out = Vec::new();
         for q in names::all_queues() {
             for name in [q.to_string(), dead_letter_queue(q)] {
@@ -171,12 +218,7 @@ impl AmqpBus {
         pattern: &str,
         prefetch: u16,
     ) -> Result<Box<dyn Consumer>, BusError> {
-        let ch = self
-            .shared
-            .connection
-            .create_channel()
-            .await
-            .map_err(broker)?;
+        let ch = self.connection().create_channel().await.map_err(broker)?;
         ch.exchange_declare(
             names::ALERTS_EXCHANGE.into(),
             ExchangeKind::Topic,
@@ -275,11 +317,11 @@ impl AmqpBus {
 
     /// Replaces a publisher channel that the connection's recovery left unusable.
     async fn renew_publisher(&self) {
-        if !self.shared.connection.status().connected() || self.publisher().status().connected() {
+        if !self.connection().status().connected() || self.publisher().status().connected() {
             return;
         }
         let fresh = async {
-            let ch = self.shared.connection.create_channel().await?;
+            let ch = self.connection().create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             Ok::<_, lapin::Error>(ch)
         };
@@ -310,6 +352,24 @@ impl AmqpBus {
         }
         self.close();
     }
+}
+
+/// Opens a connection with auto-recovery, declares the topology (when given a delivery
+/// limit) and opens a confirm-mode publisher channel.
+async fn open(url: &str, delivery_limit: Option<u32>) -> Result<(Connection, Channel), BusError> {
+    let props = ConnectionProperties::default()
+        .enable_auto_recover()
+        .with_connection_name("leakwatch".into());
+    let connection = Connection::connect(url, props).await.map_err(broker)?;
+    let publisher = connection.create_channel().await.map_err(broker)?;
+    if let Some(limit) = delivery_limit {
+        declare_topology(&publisher, limit).await?;
+    }
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(broker)?;
+    Ok((connection, publisher))
 }
 
 /// Sets the prefetch and starts consuming `queue` on `ch`.
@@ -463,17 +523,14 @@ impl Bus for AmqpBus {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-            self.renew_publisher().await;
+            if self.usable_connection(started.elapsed()).await {
+                self.renew_publisher().await;
+            }
         }
     }
 
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BusError> {
-        let ch = self
-            .shared
-            .connection
-            .create_channel()
-            .await
-            .map_err(broker)?;
+        let ch = self.connection().create_channel().await.map_err(broker)?;
         self.consumer_on(ch, queue, prefetch).await
     }
 
@@ -504,7 +561,7 @@ impl AmqpConsumer {
     /// its channel fails, or its queue holds ready messages with no consumer at all.
     /// (Seen after broker restarts: a consumer that recovery did not re-register.)
     async fn lost(&self) -> bool {
-        if !self.bus.shared.connection.status().connected() {
+        if !self.bus.connection().status().connected() {
             return false; // recovery is under way; give it time
         }
         let check = self.channel.queue_declare(
@@ -531,7 +588,7 @@ impl AmqpConsumer {
             if *self.closed.borrow() || self.bus.gave_up(started, "consume") {
                 return false;
             }
-            if self.bus.shared.connection.status().connected() && self.resubscribe().await {
+            if self.bus.usable_connection(started.elapsed()).await && self.resubscribe().await {
                 return true;
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -543,8 +600,7 @@ impl AmqpConsumer {
         let fresh = async {
             let ch = self
                 .bus
-                .shared
-                .connection
+                .connection()
                 .create_channel()
                 .await
                 .map_err(broker)?;
