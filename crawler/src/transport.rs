@@ -72,19 +72,10 @@ pub struct DirectFetcher {
 impl DirectFetcher {
     /// A direct transport; `allow_private` lifts the SSRF guard (tests, local sites).
     pub fn new(allow_private: bool, user_agent: &str) -> Result<Self, FetchError> {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| FetchError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(DirectFetcher {
             allow_private,
             user_agent: user_agent.to_string(),
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: tls_connector().map_err(|e| FetchError::Tls(e.to_string()))?,
         })
     }
 
@@ -147,6 +138,36 @@ impl Fetcher for DirectFetcher {
     }
 }
 
+/// A TLS connector trusting the web PKI roots (ring provider, TLS 1.2 and 1.3).
+pub fn tls_connector() -> Result<tokio_rustls::TlsConnector, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The `Host` header for `url`: host, plus the port when it is not the scheme's default.
+pub fn host_header(url: &Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// The request target for `url`: path and query.
+pub fn request_target(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
 /// One HTTP/1.1 GET over an established stream, with bounded headers and body.
 pub async fn http_get<S>(
     stream: S,
@@ -165,16 +186,8 @@ where
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let req = http::Request::get(path)
-        .header(http::header::HOST, host)
+    let req = http::Request::get(request_target(url))
+        .header(http::header::HOST, host_header(url))
         .header(http::header::USER_AGENT, user_agent)
         .header(
             http::header::ACCEPT,

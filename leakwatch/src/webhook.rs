@@ -4,7 +4,6 @@
 //! crawler's SSRF guard deliberately does not apply here. Each POST is bounded in time and the
 //! response body is not read beyond what the status needs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,18 +20,8 @@ pub struct WebhookClient {
 
 impl WebhookClient {
     pub fn new() -> anyhow::Result<Self> {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .context("failed to set up TLS")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Ok(WebhookClient {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: crawler::transport::tls_connector().context("failed to set up TLS")?,
         })
     }
 
@@ -74,16 +63,8 @@ where
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let req = http::Request::post(path)
-        .header(http::header::HOST, host)
+    let req = http::Request::post(crawler::transport::request_target(url))
+        .header(http::header::HOST, crawler::transport::host_header(url))
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "leakwatch-alerts")
         .body(Full::new(bytes::Bytes::copy_from_slice(body)))
