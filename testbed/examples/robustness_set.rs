@@ -323,12 +323,12 @@ fn per_query_transforms(base: &[Transform], k: usize, rng: &mut Rng) -> Vec<(Tra
             };
             let t = match t {
                 Transform::Banner { percent, .. } => Transform::Banner {
-                    top: k % 2 == 0,
+                    top: k.is_multiple_of(2),
                     percent,
                 },
                 Transform::Pad { percent, .. } => Transform::Pad {
                     percent,
-                    rgb: if k % 2 == 0 {
+                    rgb: if k.is_multiple_of(2) {
                         [255, 255, 255]
                     } else {
                         [0, 0, 0]
