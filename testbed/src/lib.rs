@@ -33,6 +33,7 @@ mod text;
 mod transform;
 mod world;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +63,12 @@ pub struct Config {
     /// Fixed ports in site order: forum, market, paste, gallery, then hostile
     /// when enabled. `None` picks free ports.
     pub ports: Option<Vec<u16>>,
+    /// Public base URL by site name (`forum`, `market`, `paste`, `gallery`):
+    /// the site's pages, the links to it from the other sites and the truth
+    /// file use this base instead of the listening address, e.g. an onion
+    /// service (`http://<56 chars>.onion/`) that forwards to the listener.
+    /// A missing trailing slash is added.
+    pub public_bases: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -72,6 +79,7 @@ impl Default for Config {
             hostile: false,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: None,
+            public_bases: BTreeMap::new(),
         }
     }
 }
@@ -89,6 +97,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("public base for unknown site {0:?} (expected forum, market, paste or gallery)")]
+    UnknownSite(String),
+    #[error("public base {url:?} of site {site} is not an http(s) URL with a host")]
+    PublicBase { site: String, url: String },
     #[error("world generation failed")]
     Generate(#[source] tokio::task::JoinError),
 }
@@ -98,8 +110,36 @@ pub enum Error {
 pub struct SiteInfo {
     /// `forum`, `market`, `paste`, `gallery` or `hostile`.
     pub name: String,
-    /// Root URL with a trailing slash, e.g. `http://127.0.0.1:41234/`.
+    /// Root URL with a trailing slash, e.g. `http://127.0.0.1:41234/`, or
+    /// the public base given in `Config::public_bases`.
     pub base_url: String,
+}
+
+/// Longest public base URL accepted.
+const MAX_PUBLIC_BASE: usize = 512;
+
+/// Checks a public base URL and returns it with a trailing slash. It is
+/// pasted into HTML attributes, so it must be a plain http(s) URL: a host,
+/// optional port and path, and no characters that need escaping.
+fn public_base(site: &str, url: &str) -> Result<String, Error> {
+    let bad = || Error::PublicBase {
+        site: site.to_string(),
+        url: url.chars().take(MAX_PUBLIC_BASE).collect(),
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~/:%[]".contains(c);
+    if url.len() > MAX_PUBLIC_BASE || host.is_empty() || !rest.chars().all(allowed) {
+        return Err(bad());
+    }
+    Ok(if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    })
 }
 
 /// Everything planted in the normal sites; all URLs are absolute.
@@ -163,6 +203,7 @@ pub struct Phrase {
 /// running until the runtime stops.
 pub struct Running {
     sites: Vec<SiteInfo>,
+    local_addrs: Vec<SocketAddr>,
     truth: Truth,
     world: World,
     shutdown: watch::Sender<bool>,
@@ -173,6 +214,13 @@ pub struct Running {
 pub async fn start(config: Config) -> Result<Running, Error> {
     if config.stolen_count == 0 {
         return Err(Error::EmptyStolenSet);
+    }
+    let mut public = BTreeMap::new();
+    for (site, url) in &config.public_bases {
+        if !SITE_NAMES.contains(&site.as_str()) {
+            return Err(Error::UnknownSite(site.chars().take(64).collect()));
+        }
+        public.insert(site.clone(), public_base(site, url)?);
     }
     let site_count = SITE_NAMES.len() + usize::from(config.hostile);
     let ports = match &config.ports {
@@ -187,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     };
     let mut listeners = Vec::new();
     let mut sites = Vec::new();
+    let mut local_addrs = Vec::new();
     for (i, port) in ports.into_iter().enumerate() {
         let addr = SocketAddr::new(config.bind, port);
         let listener = TcpListener::bind(addr)
@@ -196,10 +245,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
         let name = SITE_NAMES.get(i).copied().unwrap_or("hostile");
+        let base_url = public
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("http://{local}/"));
         sites.push(SiteInfo {
             name: name.to_string(),
-            base_url: format!("http://{local}/"),
+            base_url,
         });
+        local_addrs.push(local);
         listeners.push(listener);
     }
     let bases: Vec<String> = sites
@@ -241,6 +295,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     );
     Ok(Running {
         sites,
+        local_addrs,
         truth,
         world,
         shutdown,
@@ -252,6 +307,12 @@ impl Running {
     /// Every served site, the hostile one last when enabled.
     pub fn sites(&self) -> &[SiteInfo] {
         &self.sites
+    }
+
+    /// The address each site listens on, in the order of `sites`. It differs
+    /// from the site's `base_url` when a public base was given.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// Root URLs of the normal sites (never the hostile one).

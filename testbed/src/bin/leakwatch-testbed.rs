@@ -1,7 +1,10 @@
 //! `leakwatch-testbed serve`: runs the synthetic dark web until interrupted.
 //!
 //! Scripts parse its stdout: one `NAME URL` line per site, then `ready`.
+//! With `--public-base NAME=URL` the site's line shows that URL (the base its
+//! pages and the truth file use), and the listening address goes to stderr.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -44,6 +47,11 @@ enum Command {
         /// Write the stolen identifiers (one per line) here.
         #[arg(long)]
         identifiers_out: Option<PathBuf>,
+        /// Serve site NAME under public base URL (e.g. an onion service that
+        /// forwards to its port): its pages, links to it and the truth file
+        /// use URL instead of the listening address. Repeatable.
+        #[arg(long, value_name = "NAME=URL", value_parser = parse_public_base)]
+        public_base: Vec<(String, String)>,
     },
 }
 
@@ -58,13 +66,21 @@ async fn main() -> anyhow::Result<()> {
         truth_out,
         stolen_out,
         identifiers_out,
+        public_base,
     } = Cli::parse().command;
+    let mut public_bases = BTreeMap::new();
+    for (name, url) in public_base {
+        if public_bases.insert(name.clone(), url).is_some() {
+            anyhow::bail!("--public-base given twice for {name}");
+        }
+    }
     let config = testbed::Config {
         seed,
         stolen_count,
         hostile,
         bind,
         ports,
+        public_bases,
     };
     let running = testbed::start(config)
         .await
@@ -86,8 +102,11 @@ async fn main() -> anyhow::Result<()> {
     }
     {
         let mut out = std::io::stdout().lock();
-        for site in running.sites() {
+        for (site, local) in running.sites().iter().zip(running.local_addrs()) {
             writeln!(out, "{} {}", site.name, site.base_url)?;
+            if site.base_url != format!("http://{local}/") {
+                eprintln!("{} listens on {local}", site.name);
+            }
         }
         writeln!(out, "ready")?;
         out.flush()?;
@@ -95,6 +114,15 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     running.shutdown().await;
     Ok(())
+}
+
+fn parse_public_base(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, url)) if !name.is_empty() && !url.is_empty() => {
+            Ok((name.to_string(), url.to_string()))
+        }
+        _ => Err(format!("expected NAME=URL, got {arg:?}")),
+    }
 }
 
 async fn shutdown_signal() {
