@@ -47,6 +47,17 @@ pub enum Command {
     Run(RunArgs),
     /// Search everything crawled (Tantivy query syntax; `*` matches every page).
     Search(SearchArgs),
+    /// Check every image already seen (as recorded in the index) against the current
+    /// fingerprints, and alert on past sightings. Run it after importing new fingerprints.
+    Retrohunt {
+        /// One JSON alert per line.
+        #[arg(long)]
+        json: bool,
+        /// Publish the alerts to RabbitMQ (the indexer stores them) instead of writing the
+        /// data dir's alert store directly.
+        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        amqp: Option<String>,
+    },
     /// List every alert raised so far.
     Alerts(AlertsArgs),
     /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
@@ -62,11 +73,20 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FingerprintsCmd {
-    /// Hash every image under the given files and folders (JPEG, PNG, WebP, GIF, BMP) and
-    /// store the hashes only, labelled with the file stem. Re-importing a file adds nothing.
+    /// Fingerprint every image under the given files and folders (JPEG, PNG, WebP, GIF, BMP)
+    /// and store the hashes only, labelled with the file stem. Re-importing a file adds
+    /// nothing; an interrupted import resumes where it stopped. Images under 32 pixels on a
+    /// side are refused with a reason.
+    ///
+    /// With --from-hashes, import PDQ hashes computed elsewhere instead of images.
     Import {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from_hashes")]
         paths: Vec<PathBuf>,
+        /// A file of PDQ hashes shared by another party: one per line, 64 hex digits, then
+        /// whitespace or a comma, then a label. `#` starts a comment. Such fingerprints are
+        /// matched by hash distance alone (`[matcher] hash_threshold`).
+        #[arg(long, value_name = "FILE")]
+        from_hashes: Option<PathBuf>,
     },
     /// List the stored fingerprints.
     List {

@@ -48,6 +48,10 @@ pub enum ImageError {
     Unsupported(String),
     #[error("corrupt or truncated image: {0}")]
     Decode(String),
+    #[error("image of {0}x{1} pixels is too small to match")]
+    TooSmall(u32, u32),
+    #[error("image is too flat to match (quality {0})")]
+    LowQuality(u8),
 }
 
 impl ImageError {
@@ -57,6 +61,8 @@ impl ImageError {
             ImageError::TooLarge(_) => "image.too-large",
             ImageError::Unsupported(_) => "image.unsupported",
             ImageError::Decode(_) => "image.decode",
+            ImageError::TooSmall(..) => "image.too-small",
+            ImageError::LowQuality(_) => "image.low-quality",
         }
     }
 }

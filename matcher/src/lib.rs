@@ -1,22 +1,30 @@
 //! Matching for leakwatch: is this image one of the stolen photos, does this page contain a
 //! stolen identifier?
 //!
-//! - [`hashing`]: bounded decoding of hostile images and the 256-bit perceptual hash;
-//! - [`bank`]: the fingerprint bank (hashes only, never image bytes) and nearest search;
+//! - [`hashing`]: bounded decoding of hostile images;
+//! - [`views`]: where in a found image a stolen photo may sit (trimmed, embedded in a page);
+//! - [`engine`]: the decision — retrieval by perceptual hashes, then verification;
+//! - [`grid`]: the spatial signature that tells a stolen photo from another car at the same
+//!   camera;
+//! - [`bank`]: the fingerprint bank file (hashes only, never image bytes);
 //! - [`watchlist`]: identifiers kept only as keyed hashes, and the page-text scanner;
 //! - [`role`]: the matcher role that consumes images and pages from the bus and raises alerts.
 //!
-//! A match is decided by one number, the Hamming distance between hashes, against one
-//! threshold: `leakwatch match` reports the same decision the running matcher alerts on.
+//! A match is decided by one number per candidate, the verified score, against one threshold:
+//! `leakwatch match` reports the same decision the running matcher alerts on.
 
 pub mod bank;
+pub mod engine;
+pub mod grid;
 pub mod hashing;
 pub mod role;
+pub mod views;
 pub mod watchlist;
 
 use serde::{Deserialize, Serialize};
 
 pub use bank::{Bank, Fingerprint};
+pub use engine::Engine;
 pub use hashing::{DecodeLimits, ImageError, ImageHasher};
 pub use role::Matcher;
 pub use watchlist::Watchlist;
@@ -25,8 +33,15 @@ pub use watchlist::Watchlist;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MatcherConfig {
-    /// Alert when the Hamming distance of the 256-bit hashes is at most this.
+    /// Alert when a candidate's verified score (0–256, see [`grid`]) is at most this.
     pub threshold: u32,
+    /// Alert on a fingerprint imported as a bare PDQ hash when the Hamming distance is at
+    /// most this (there is no signature to verify it with).
+    pub hash_threshold: u32,
+    /// Retrieval radius in bits: hashes this near propose a candidate for verification.
+    pub radius: u32,
+    /// Candidates verified per image.
+    pub candidates: usize,
     /// Concurrent image decodes in this process; 0 = one per core.
     pub workers: usize,
     /// Unacked images each worker may hold (AMQP `basic_qos`).
@@ -36,8 +51,12 @@ pub struct MatcherConfig {
 
 impl Default for MatcherConfig {
     fn default() -> Self {
+        let p = engine::Params::default();
         MatcherConfig {
-            threshold: 24,
+            threshold: p.threshold,
+            hash_threshold: p.hash_threshold,
+            radius: p.radius,
+            candidates: p.candidates,
             workers: 0,
             prefetch: 1,
             decode: DecodeLimits::default(),
@@ -46,6 +65,17 @@ impl Default for MatcherConfig {
 }
 
 impl MatcherConfig {
+    /// The engine's parameters from this config.
+    pub fn params(&self) -> engine::Params {
+        engine::Params {
+            radius: self.radius.min(256),
+            candidates: self.candidates.clamp(1, 1024),
+            threshold: self.threshold,
+            hash_threshold: self.hash_threshold,
+            ..engine::Params::default()
+        }
+    }
+
     pub fn effective_workers(&self) -> usize {
         if self.workers > 0 {
             self.workers
@@ -62,32 +92,83 @@ impl MatcherConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub label: String,
+    /// The decision score, lower is nearer: the verified disagreement scaled to 0–256 (or the
+    /// hash distance in bits for fingerprints imported as bare hashes).
     pub distance: u32,
+    /// Hamming distance of the hashes that retrieved the candidate.
+    pub hash_distance: u32,
     pub matched: bool,
+    /// `pdq+grid` (verified) or `pdq` (hash only).
     pub algorithm: String,
 }
 
-/// Hashes decoded image bytes and lists the `k` nearest fingerprints.
+/// What matching one image produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub width: u32,
+    pub height: u32,
+    /// The found image's own hashes, kept with the sighting so later fingerprints can be
+    /// checked against it ([`engine::sighting_hashes`]).
+    pub hashes: Vec<(String, String)>,
+    /// Nearest first.
+    pub candidates: Vec<Candidate>,
+}
+
+/// Decodes, hashes and matches image bytes, listing the `k` best candidates.
 pub fn match_bytes(
     bytes: &[u8],
     bank: &Bank,
-    hasher: &ImageHasher,
+    engine: &engine::Engine,
     config: &MatcherConfig,
     k: usize,
-) -> Result<(hashing::Hash256, u32, u32, Vec<Candidate>), ImageError> {
+) -> Result<Outcome, ImageError> {
     let img = hashing::decode(bytes, config.decode)?;
-    let hash = hasher.dct256(&img);
-    let candidates = bank
-        .nearest(&hash, k)
+    let (width, height) = (img.width(), img.height());
+    let query = engine::Query::from_image(&img)?;
+    let candidates = engine
+        .score(&query, k)
         .into_iter()
-        .filter_map(|hit| {
-            bank.get(hit.index).map(|fp| Candidate {
+        .filter_map(|s| {
+            bank.get(s.entry).map(|fp| Candidate {
                 label: fp.label.clone(),
-                distance: hit.distance,
-                matched: hit.distance <= config.threshold,
-                algorithm: fp.algorithm.clone(),
+                distance: s.distance,
+                hash_distance: s.hash_distance,
+                matched: s.matched,
+                algorithm: if s.verified { "pdq+grid" } else { "pdq" }.to_string(),
             })
         })
         .collect();
-    Ok((hash, img.width(), img.height(), candidates))
+    Ok(Outcome {
+        width,
+        height,
+        hashes: engine::sighting_hashes(&query),
+        candidates,
+    })
+}
+
+/// Fingerprints a decoded stolen image: region hashes, `image_hasher`'s DCT hash and the
+/// verification signature. Refuses images too small or too flat to be told apart.
+pub fn fingerprint_image(
+    img: &image::DynamicImage,
+    hasher: &ImageHasher,
+    label: String,
+    sha256: String,
+) -> Result<Fingerprint, ImageError> {
+    if img.width() < engine::MIN_SIDE || img.height() < engine::MIN_SIDE {
+        return Err(ImageError::TooSmall(img.width(), img.height()));
+    }
+    let plane = views::Plane::from_image(img, views::PLANE_SIDE);
+    let prints = engine::Prints::of(&plane);
+    Ok(Fingerprint {
+        label,
+        sha256,
+        width: img.width(),
+        height: img.height(),
+        imported_at: schema::now_rfc3339(),
+        source: bank::Source::Image,
+        quality: 0,
+        regions: prints.regions,
+        dct256: Some(hasher.dct256(img)),
+        signature: Some(prints.signature),
+    })
 }

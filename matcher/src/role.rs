@@ -10,25 +10,26 @@ use bus::{Bus, BusError, Delivery, Stats};
 use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
 use schema::{Alert, AlertKind, FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
 
-use crate::hashing::DCT256;
-use crate::{match_bytes, Bank, ImageHasher, MatcherConfig, Watchlist};
+use crate::engine::Engine;
+use crate::{match_bytes, Bank, MatcherConfig, Watchlist};
 
 /// The matcher role of one process.
 pub struct Matcher {
     config: MatcherConfig,
     bank: Arc<Bank>,
+    engine: Arc<Engine>,
     watchlist: Arc<Watchlist>,
-    hasher: Arc<ImageHasher>,
     stats: Arc<Stats>,
 }
 
 impl Matcher {
     pub fn new(config: MatcherConfig, bank: Bank, watchlist: Watchlist, stats: Arc<Stats>) -> Self {
+        let engine = Arc::new(Engine::from_bank(&bank, config.params()));
         Matcher {
             config,
             bank: Arc::new(bank),
+            engine,
             watchlist: Arc::new(watchlist),
-            hasher: Arc::new(ImageHasher::new()),
             stats,
         }
     }
@@ -73,7 +74,7 @@ impl Matcher {
                 return d.nack(false).await;
             }
         };
-        let (bank, hasher, config) = (self.bank.clone(), self.hasher.clone(), self.config.clone());
+        let (bank, engine, config) = (self.bank.clone(), self.engine.clone(), self.config.clone());
         if crate::hashing::looks_truncated(&img.bytes) {
             // Decoders render what arrived; the partial image is still hashed, as a partial
             // upload of a stolen photo is still a sighting.
@@ -81,9 +82,9 @@ impl Matcher {
         }
         let bytes = img.bytes.clone();
         let result =
-            tokio::task::spawn_blocking(move || match_bytes(&bytes, &bank, &hasher, &config, 1))
+            tokio::task::spawn_blocking(move || match_bytes(&bytes, &bank, &engine, &config, 1))
                 .await;
-        let (hash, width, height, candidates) = match result {
+        let outcome = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 self.stats.error(e.kind());
@@ -96,18 +97,23 @@ impl Matcher {
             }
         };
         self.stats.incr("images.hashed");
-        let matched: Vec<&crate::Candidate> = candidates.iter().filter(|c| c.matched).collect();
+        let matched: Vec<&crate::Candidate> =
+            outcome.candidates.iter().filter(|c| c.matched).collect();
         let verdict = ImageVerdict {
             url: img.url.clone(),
             page_url: img.page_url.clone(),
             sha256: img.sha256.clone(),
             fetched_at: img.fetched_at.clone(),
-            width,
-            height,
-            hashes: vec![ImageHash {
-                algorithm: DCT256.to_string(),
-                hex: hex::encode(hash),
-            }],
+            width: outcome.width,
+            height: outcome.height,
+            hashes: outcome
+                .hashes
+                .iter()
+                .map(|(algorithm, hex)| ImageHash {
+                    algorithm: algorithm.clone(),
+                    hex: hex.clone(),
+                })
+                .collect(),
             matched: matched.iter().map(|c| c.label.clone()).collect(),
         };
         bus.publish("", VERDICTS, verdict.encode()).await?;

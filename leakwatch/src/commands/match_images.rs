@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use matcher::{match_bytes, Bank, ImageHasher};
+use matcher::{match_bytes, Bank, Engine};
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::cli::MatchArgs;
@@ -17,28 +18,37 @@ pub fn run(data_dir: &Path, config: &Config, args: &MatchArgs) -> anyhow::Result
             data_dir.display()
         );
     }
-    let hasher = ImageHasher::new();
-    for path in &args.images {
-        let shown = path.display().to_string();
-        let result = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                match_bytes(&b, &bank, &hasher, &config.matcher, args.top)
-                    .map_err(|e| e.to_string())
-            });
+    let engine = Engine::from_bank(&bank, config.matcher.params());
+    // Matched in parallel, printed in the order given.
+    let results: Vec<(String, Result<matcher::Outcome, String>)> = args
+        .images
+        .par_iter()
+        .map(|path| {
+            let r = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    match_bytes(&b, &bank, &engine, &config.matcher, args.top)
+                        .map_err(|e| e.to_string())
+                });
+            (path.display().to_string(), r)
+        })
+        .collect();
+    for (shown, result) in results {
         match result {
-            Ok((_, _, _, matches)) => {
+            Ok(outcome) => {
+                let matches = outcome.candidates;
                 if args.json {
                     super::print_json(&json!({ "path": shown, "matches": matches }))?;
                 } else {
                     println!("{shown}");
                     for m in &matches {
                         println!(
-                            "  {:<5} {:>3}  {}  ({})",
+                            "  {:<5} {:>3}  {}  ({}, hash distance {})",
                             if m.matched { "MATCH" } else { "-" },
                             m.distance,
                             m.label,
-                            m.algorithm
+                            m.algorithm,
+                            m.hash_distance
                         );
                     }
                 }

@@ -5,6 +5,7 @@ mod alerts;
 mod demo;
 mod fingerprints;
 mod match_images;
+mod retrohunt;
 mod run;
 mod search;
 mod watchlist;
@@ -22,9 +23,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     let data_dir = cli.data_dir;
     match cli.command {
-        Command::Fingerprints(FingerprintsCmd::Import { paths }) => {
-            fingerprints::import(&data_dir, &config, &paths)
+        Command::Fingerprints(FingerprintsCmd::Import {
+            paths,
+            from_hashes: Some(file),
+        }) => {
+            if !paths.is_empty() {
+                anyhow::bail!("give either image paths or --from-hashes FILE, not both");
+            }
+            fingerprints::import_hashes(&data_dir, &file)
         }
+        Command::Fingerprints(FingerprintsCmd::Import {
+            paths,
+            from_hashes: None,
+        }) => fingerprints::import(&data_dir, &config, &paths),
         Command::Fingerprints(FingerprintsCmd::List { json }) => {
             fingerprints::list(&data_dir, json)
         }
@@ -33,6 +44,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
         Command::Run(args) => runtime()?.block_on(run::run(&data_dir, &config, &args)),
         Command::Search(args) => search::run(&data_dir, &args),
+        Command::Retrohunt { json, amqp } => runtime()?.block_on(retrohunt::run(
+            &data_dir,
+            &config,
+            amqp.as_deref(),
+            json,
+        )),
         Command::Alerts(args) => match args.command {
             None => alerts::run(&data_dir, args.json),
             Some(AlertsCmd::Follow {

@@ -1,0 +1,597 @@
+//! The matching decision: from a found image to "this is stolen photo X" or nothing.
+//!
+//! Two stages, because one number cannot be both cheap to search and discriminating:
+//!
+//! 1. **Retrieval** by 256-bit perceptual hashes in a multi-index. The bank holds, per stolen
+//!    photo, hashes of the whole photo and of a few regions (the centre without a 4% border,
+//!    the top and the bottom 85%), so a cropped copy or one with a banner over an edge is still
+//!    near one of them. The found image is hashed per [`views::View`] (whole, trimmed of
+//!    uniform borders, photos embedded in a page) and per orientation: all eight symmetries of
+//!    the whole view, and the mirror image of the regions. Mirroring is done on the query side:
+//!    it costs a few hashes per found image instead of multiplying the bank by eight.
+//! 2. **Verification** of each candidate with its spatial [`grid::Signature`], weighted by what
+//!    the bank says is that photo's own content, with a small search over framings. The score
+//!    decides, so two cars from one camera — near in every global hash — are told apart.
+//!
+//! Fingerprints imported as bare hashes (no signature) are decided by hash distance alone, at
+//! a stricter threshold.
+
+use std::sync::OnceLock;
+
+use crate::grid::{self, Signature, Weights};
+use crate::hashing::{hamming, Hash256};
+use crate::views::{self, Orientation, Plane, Rect, View};
+
+/// Regions of a stolen photo hashed into the index, beside the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Whole,
+    /// 4% cut from every side.
+    Centre,
+    /// The top 85%.
+    Top,
+    /// The bottom 85%.
+    Bottom,
+}
+
+impl Region {
+    pub const ALL: [Region; 4] = [Region::Whole, Region::Centre, Region::Top, Region::Bottom];
+
+    pub fn of(&self, r: &Rect) -> Rect {
+        match self {
+            Region::Whole => *r,
+            Region::Centre => r.inset(0.04),
+            Region::Top => r.rows(0.0, 0.85),
+            Region::Bottom => r.rows(0.15, 1.0),
+        }
+    }
+}
+
+/// Side of the square a region is reduced to before its DCT.
+const HASH_INPUT: usize = 64;
+
+/// The 256-bit DCT hash of `rect` of `plane`, for all eight orientations (indexed as
+/// [`Orientation::all`]).
+///
+/// The region is reduced to 64×64 by box means, then each orientation of that square is
+/// transformed: the low 16×16 DCT coefficients thresholded at their median.
+pub fn region_hashes(plane: &Plane, rect: &Rect, orientations: &[Orientation]) -> Vec<Hash256> {
+    let small = plane.resample(rect, HASH_INPUT, HASH_INPUT);
+    let sq = Plane::from_luma(HASH_INPUT, HASH_INPUT, small);
+    orientations
+        .iter()
+        .map(|o| dct_hash(&sq.oriented(*o).px))
+        .collect()
+}
+
+fn dct_matrix() -> &'static [[f32; HASH_INPUT]; 16] {
+    static M: OnceLock<[[f32; HASH_INPUT]; 16]> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut m = [[0f32; HASH_INPUT]; 16];
+        let n = HASH_INPUT as f32;
+        for (k, row) in m.iter_mut().enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = (std::f32::consts::PI / n * (i as f32 + 0.5) * (k + 1) as f32).cos();
+            }
+        }
+        m
+    })
+}
+
+/// 16×16 DCT (skipping the DC row and column) of a 64×64 square, median-thresholded.
+fn dct_hash(px: &[f32]) -> Hash256 {
+    let d = dct_matrix();
+    // rows: tmp[k][x] = sum_y d[k][y] * px[y][x]
+    let mut tmp = [[0f32; HASH_INPUT]; 16];
+    for (k, trow) in tmp.iter_mut().enumerate() {
+        for y in 0..HASH_INPUT {
+            let c = d[k][y];
+            let row = &px[y * HASH_INPUT..(y + 1) * HASH_INPUT];
+            for (t, p) in trow.iter_mut().zip(row) {
+                *t += c * p;
+            }
+        }
+    }
+    let mut coef = [0f32; 256];
+    for k in 0..16 {
+        for l in 0..16 {
+            coef[k * 16 + l] = tmp[k].iter().zip(&d[l]).map(|(a, b)| a * b).sum();
+        }
+    }
+    let mut sorted = coef;
+    sorted.sort_by(f32::total_cmp);
+    let median = (sorted[127] + sorted[128]) / 2.0;
+    let mut out = [0u8; 32];
+    for (i, c) in coef.iter().enumerate() {
+        if *c > median {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
+/// What the bank keeps of one stolen photo for matching.
+#[derive(Debug, Clone)]
+pub struct Prints {
+    /// Hashes of [`Region::ALL`], whole first.
+    pub regions: Vec<Hash256>,
+    pub signature: Signature,
+}
+
+impl Prints {
+    /// Fingerprints a stolen photo.
+    pub fn of(plane: &Plane) -> Prints {
+        let full = plane.full();
+        let regions = Region::ALL
+            .iter()
+            .map(|r| region_hashes(plane, &r.of(&full), &[Orientation::IDENTITY])[0])
+            .collect();
+        Prints {
+            regions,
+            signature: Signature::of(plane, &full),
+        }
+    }
+}
+
+/// One hash of a found image, and where it came from.
+#[derive(Debug, Clone)]
+pub struct QueryHash {
+    pub view: usize,
+    pub region: Region,
+    pub orientation: Orientation,
+    pub hash: Hash256,
+}
+
+/// A found image prepared for matching.
+pub struct Query {
+    pub plane: Plane,
+    pub views: Vec<View>,
+    pub hashes: Vec<QueryHash>,
+}
+
+/// Smallest side, in pixels, of an image worth matching: below it a "photo" is an icon.
+pub const MIN_SIDE: u32 = 32;
+
+impl Query {
+    /// Prepares a decoded found image, refusing those too small to say anything.
+    pub fn from_image(img: &image::DynamicImage) -> Result<Query, crate::ImageError> {
+        if img.width() < MIN_SIDE || img.height() < MIN_SIDE {
+            return Err(crate::ImageError::TooSmall(img.width(), img.height()));
+        }
+        Ok(Query::new(Plane::from_image(img, views::PLANE_SIDE)))
+    }
+
+    pub fn new(plane: Plane) -> Query {
+        let views = views::views(&plane);
+        let all = Orientation::all();
+        let mirror = [all[0], all[1]];
+        let mut hashes = Vec::new();
+        for (vi, v) in views.iter().enumerate() {
+            for region in Region::ALL {
+                let os: &[Orientation] = if region == Region::Whole {
+                    &all
+                } else {
+                    &mirror
+                };
+                for (o, hash) in os
+                    .iter()
+                    .zip(region_hashes(&plane, &region.of(&v.rect), os))
+                {
+                    hashes.push(QueryHash {
+                        view: vi,
+                        region,
+                        orientation: *o,
+                        hash,
+                    });
+                }
+            }
+        }
+        Query {
+            plane,
+            views,
+            hashes,
+        }
+    }
+}
+
+/// One view of a found image as kept with its sighting: enough to check it against
+/// fingerprints imported later without the image (PDQ, mirrored PDQ, signature).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedView {
+    pub pdq: Hash256,
+    pub pdq_mirror: Hash256,
+    pub signature: Signature,
+}
+
+impl RecordedView {
+    pub fn to_hex(&self) -> String {
+        let mut b = Vec::with_capacity(64 + Signature::BYTES);
+        b.extend_from_slice(&self.pdq);
+        b.extend_from_slice(&self.pdq_mirror);
+        b.extend_from_slice(&self.signature.to_bytes());
+        hex::encode(b)
+    }
+
+    pub fn from_hex(s: &str) -> Option<RecordedView> {
+        let b = hex::decode(s).ok()?;
+        if b.len() != 64 + Signature::BYTES {
+            return None;
+        }
+        Some(RecordedView {
+            pdq: b[..32].try_into().ok()?,
+            pdq_mirror: b[32..64].try_into().ok()?,
+            signature: Signature::from_bytes(&b[64..])?,
+        })
+    }
+}
+
+/// Names of the hashes kept with sightings.
+pub const PDQ: &str = "pdq";
+pub const RECORDED_VIEW: &str = "pdq+grid24";
+
+/// The hashes of a found image kept with its sighting: the PDQ of the whole image (for people
+/// and other tools), and a [`RecordedView`] per view (for retro-hunts).
+pub fn sighting_hashes(q: &Query) -> Vec<(String, String)> {
+    let find = |view: usize, o: Orientation| {
+        q.hashes
+            .iter()
+            .find(|h| h.view == view && h.region == Region::Whole && h.orientation == o)
+            .map(|h| h.hash)
+    };
+    let mirror = Orientation::all()[1];
+    let mut out = Vec::new();
+    if let Some(h) = find(0, Orientation::IDENTITY) {
+        out.push((PDQ.to_string(), hex::encode(h)));
+    }
+    for (i, v) in q.views.iter().enumerate() {
+        if let (Some(pdq), Some(pdq_mirror)) = (find(i, Orientation::IDENTITY), find(i, mirror)) {
+            let rv = RecordedView {
+                pdq,
+                pdq_mirror,
+                signature: Signature::of(&q.plane, &v.rect),
+            };
+            out.push((RECORDED_VIEW.to_string(), rv.to_hex()));
+        }
+    }
+    out
+}
+
+/// The retrieval index: every region hash of every fingerprint.
+pub trait HashIndex: Send + Sync {
+    /// Entries within `radius` bits of `q`, as `(entry, distance)`.
+    fn within(&self, q: &Hash256, radius: u32) -> Vec<(u32, u32)>;
+    /// The `k` nearest entries, nearest first.
+    fn nearest(&self, q: &Hash256, k: usize) -> Vec<(u32, u32)>;
+}
+
+/// Exhaustive search; the reference the multi-index must agree with.
+pub struct ScanIndex {
+    hashes: Vec<Hash256>,
+}
+
+impl ScanIndex {
+    pub fn new(hashes: Vec<Hash256>) -> ScanIndex {
+        ScanIndex { hashes }
+    }
+}
+
+impl HashIndex for ScanIndex {
+    fn within(&self, q: &Hash256, radius: u32) -> Vec<(u32, u32)> {
+        self.hashes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let d = hamming(q, h);
+                (d <= radius).then_some((i as u32, d))
+            })
+            .collect()
+    }
+    fn nearest(&self, q: &Hash256, k: usize) -> Vec<(u32, u32)> {
+        let mut all: Vec<(u32, u32)> = self
+            .hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i as u32, hamming(q, h)))
+            .collect();
+        all.sort_by_key(|&(i, d)| (d, i));
+        all.truncate(k);
+        all
+    }
+}
+
+/// Tunables of the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    /// Retrieval radius in bits.
+    pub radius: u32,
+    /// Candidates verified per found image.
+    pub candidates: usize,
+    /// Siblings consulted for a photo's weights.
+    pub siblings: usize,
+    /// Verified score (×256) at or under which a candidate matches.
+    pub threshold: u32,
+    /// Hash distance at or under which a signature-less fingerprint matches.
+    pub hash_threshold: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            radius: 96,
+            candidates: 24,
+            siblings: 12,
+            threshold: 32,
+            hash_threshold: 20,
+        }
+    }
+}
+
+/// A stolen photo as the engine sees it.
+pub struct Entry {
+    pub regions: Vec<Hash256>,
+    pub signature: Option<Signature>,
+}
+
+/// Bank-wide matching state: entries, their index and lazily computed weights.
+pub struct Engine {
+    entries: Vec<Entry>,
+    /// Index entry → (fingerprint, region).
+    owners: Vec<(u32, Region)>,
+    index: Box<dyn HashIndex>,
+    /// Whole-photo hashes only, for sibling search.
+    wholes: Box<dyn HashIndex>,
+    weights: Vec<OnceLock<Option<Weights>>>,
+    pub params: Params,
+}
+
+/// The engine's answer for one candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub entry: usize,
+    /// Verified score scaled to 0–256 (or hash distance for signature-less entries).
+    pub distance: u32,
+    /// Best retrieval distance in bits.
+    pub hash_distance: u32,
+    pub matched: bool,
+    pub verified: bool,
+}
+
+impl Engine {
+    /// The engine for every fingerprint of `bank`, in bank order.
+    pub fn from_bank(bank: &crate::Bank, params: Params) -> Engine {
+        let entries = bank
+            .fingerprints()
+            .iter()
+            .map(|fp| Entry {
+                regions: fp.regions.clone(),
+                signature: fp.signature.clone(),
+            })
+            .collect();
+        Engine::new(entries, params)
+    }
+
+    pub fn new(entries: Vec<Entry>, params: Params) -> Engine {
+        let mut flat = Vec::new();
+        let mut owners = Vec::new();
+        let mut wholes = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            for (h, r) in e.regions.iter().zip(Region::ALL) {
+                flat.push(*h);
+                owners.push((i as u32, r));
+            }
+            wholes.push(e.regions.first().copied().unwrap_or([0; 32]));
+        }
+        let weights = (0..entries.len()).map(|_| OnceLock::new()).collect();
+        Engine {
+            entries,
+            owners,
+            index: Box::new(ScanIndex::new(flat)),
+            wholes: Box::new(ScanIndex::new(wholes)),
+            weights,
+            params,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn weights(&self, i: usize) -> Option<&Weights> {
+        self.weights[i]
+            .get_or_init(|| {
+                let own = self.entries[i].signature.as_ref()?;
+                let whole = self.entries[i].regions.first()?;
+                let sibs: Vec<&Signature> = self
+                    .wholes
+                    .nearest(whole, self.params.siblings + 1)
+                    .into_iter()
+                    .filter(|&(j, _)| j as usize != i)
+                    .filter_map(|(j, _)| self.entries[j as usize].signature.as_ref())
+                    .filter(|s| *s != own)
+                    .take(self.params.siblings)
+                    .collect();
+                Some(Weights::new(own, &sibs))
+            })
+            .as_ref()
+    }
+
+    /// Candidates for `q`, verified, best first.
+    pub fn score(&self, q: &Query, k: usize) -> Vec<Scored> {
+        // Best retrieval distance per (fingerprint, view, orientation).
+        let mut cands: Vec<(u32, u32, usize, Orientation)> = Vec::new();
+        for qh in &q.hashes {
+            for (e, d) in self.index.within(&qh.hash, self.params.radius) {
+                let (fp, region) = self.owners[e as usize];
+                // Regions compare with the same region; the whole view also with the centre.
+                let same = region == qh.region
+                    || (qh.region == Region::Whole && region == Region::Centre);
+                if same {
+                    cands.push((d, fp, qh.view, qh.orientation));
+                }
+            }
+        }
+        cands.sort_by_key(|&(d, fp, v, o)| (d, fp, v, o.index()));
+        let mut seen = std::collections::HashSet::new();
+        cands.retain(|&(_, fp, v, o)| seen.insert((fp, v, o.index())));
+        cands.truncate(self.params.candidates);
+
+        let mut oriented: Vec<Option<Plane>> = vec![None; 8];
+        let mut best: std::collections::HashMap<u32, Scored> = std::collections::HashMap::new();
+        for (d, fp, v, o) in cands {
+            let i = fp as usize;
+            let scored = match self.weights(i) {
+                Some(w) => {
+                    let sig = self.entries[i].signature.as_ref().expect("weights imply signature");
+                    let plane = oriented[o.index()].get_or_insert_with(|| q.plane.oriented(o));
+                    let rect = orient_rect(&q.views[v].rect, &q.plane, o);
+                    let occ = grid::Occlusion {
+                        bands: views::overlay_bands(plane, &rect),
+                    };
+                    let ver = grid::verify(plane, &rect, sig, w, &occ);
+                    let distance = (ver.score * 256.0).round() as u32;
+                    Scored {
+                        entry: i,
+                        distance,
+                        hash_distance: d,
+                        matched: distance <= self.params.threshold,
+                        verified: true,
+                    }
+                }
+                None => Scored {
+                    entry: i,
+                    distance: d,
+                    hash_distance: d,
+                    matched: d <= self.params.hash_threshold,
+                    verified: false,
+                },
+            };
+            best.entry(fp)
+                .and_modify(|s| {
+                    if (scored.distance, scored.hash_distance) < (s.distance, s.hash_distance) {
+                        *s = scored;
+                    }
+                })
+                .or_insert(scored);
+        }
+        let mut out: Vec<Scored> = best.into_values().collect();
+        out.sort_by_key(|s| (s.distance, s.hash_distance, s.entry));
+        out.truncate(k);
+        out
+    }
+}
+
+impl Engine {
+    /// Scores views recorded with an earlier sighting (see [`RecordedView`]) against the
+    /// bank: retrieval as for a live image (whole and centre regions, as recorded and
+    /// mirrored), verification on the recorded framing only.
+    pub fn score_recorded(&self, views: &[RecordedView], k: usize) -> Vec<Scored> {
+        let mut best: std::collections::HashMap<u32, Scored> = std::collections::HashMap::new();
+        for v in views {
+            for (mirrored, hash) in [(false, &v.pdq), (true, &v.pdq_mirror)] {
+                for (e, d) in self.index.within(hash, self.params.radius) {
+                    let (fp, region) = self.owners[e as usize];
+                    if !matches!(region, Region::Whole | Region::Centre) {
+                        continue;
+                    }
+                    let i = fp as usize;
+                    let scored = match (self.weights(i), &self.entries[i].signature) {
+                        (Some(w), Some(own)) => {
+                            let found = if mirrored {
+                                v.signature.mirrored()
+                            } else {
+                                v.signature.clone()
+                            };
+                            let distance = (grid::compare(&found, own, w) * 256.0).round() as u32;
+                            Scored {
+                                entry: i,
+                                distance,
+                                hash_distance: d,
+                                matched: distance <= self.params.threshold,
+                                verified: true,
+                            }
+                        }
+                        _ => Scored {
+                            entry: i,
+                            distance: d,
+                            hash_distance: d,
+                            matched: d <= self.params.hash_threshold,
+                            verified: false,
+                        },
+                    };
+                    best.entry(fp)
+                        .and_modify(|s| {
+                            if (scored.distance, scored.hash_distance)
+                                < (s.distance, s.hash_distance)
+                            {
+                                *s = scored;
+                            }
+                        })
+                        .or_insert(scored);
+                }
+            }
+        }
+        let mut out: Vec<Scored> = best.into_values().collect();
+        out.sort_by_key(|s| (s.distance, s.hash_distance, s.entry));
+        out.truncate(k);
+        out
+    }
+}
+
+/// `r` in the coordinates of `plane` oriented by `o`.
+fn orient_rect(r: &Rect, plane: &Plane, o: Orientation) -> Rect {
+    let (w, h) = if o.transpose {
+        (plane.height as f32, plane.width as f32)
+    } else {
+        (plane.width as f32, plane.height as f32)
+    };
+    // Source corners mapped forward: transpose, then mirror.
+    let map = |x: f32, y: f32| {
+        let (mut x, mut y) = if o.transpose { (y, x) } else { (x, y) };
+        if o.flip_x {
+            x = w - x;
+        }
+        if o.flip_y {
+            y = h - y;
+        }
+        (x, y)
+    };
+    let (ax, ay) = map(r.x0, r.y0);
+    let (bx, by) = map(r.x1, r.y1);
+    Rect {
+        x0: ax.min(bx),
+        y0: ay.min(by),
+        x1: ax.max(bx),
+        y1: ay.max(by),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oriented_rect_follows_the_pixels() {
+        let mut px = vec![0.0; 40 * 30];
+        for y in 5..10 {
+            for x in 20..30 {
+                px[y * 40 + x] = 200.0;
+            }
+        }
+        let p = Plane::from_luma(40, 30, px);
+        let r = Rect {
+            x0: 20.0,
+            y0: 5.0,
+            x1: 30.0,
+            y1: 10.0,
+        };
+        for o in Orientation::all() {
+            let q = p.oriented(o);
+            let rr = orient_rect(&r, &p, o);
+            assert!(q.box_mean(rr.x0, rr.y0, rr.x1, rr.y1) > 199.0, "{o:?} {rr:?}");
+        }
+    }
+}
