@@ -11,6 +11,7 @@
 
 pub mod bank;
 pub mod hashing;
+pub mod pdq;
 pub mod role;
 pub mod watchlist;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bank::{Bank, Fingerprint};
 pub use hashing::{DecodeLimits, ImageError, ImageHasher};
+pub use pdq::{pdq, pdq_dihedral, pdq_gated, Dihedral, Pdq, PdqDihedral, QualityGate};
 pub use role::Matcher;
 pub use watchlist::Watchlist;
 
