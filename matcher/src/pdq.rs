@@ -353,7 +353,7 @@ fn downsample64(a: &mut [f32], b: &mut [f32], w: usize, h: usize) -> [[f32; 64];
 
 /// Box window for reducing `dim` samples to 64: half the decimation step, rounded up.
 fn jarosz_window(dim: usize) -> usize {
-    (dim + 2 * 64 - 1) / (2 * 64)
+    dim.div_ceil(2 * 64)
 }
 
 fn decimate_index(out: usize, dim: usize) -> usize {

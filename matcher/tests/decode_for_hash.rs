@@ -23,7 +23,7 @@ fn photo(w: u32, h: u32, seed: u32) -> RgbImage {
         if (fx - 0.4 - 0.03 * s).powi(2) + (fy - 0.5).powi(2) < 0.04 {
             v[0] += 70.0;
         }
-        if ((x / 97 + y / 61 + seed) % 5) == 0 {
+        if (x / 97 + y / 61 + seed).is_multiple_of(5) {
             v[2] -= 60.0;
         }
         // Cells a few percent of the image wide (windows, tiles): detail at PDQ's scale.
