@@ -16,7 +16,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut dir = None;
     let mut secs = 3.0f64;
-    let mut min_side = 128u32;
+    let mut min_side = hashing::DEFAULT_HASH_MIN_SIDE;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--secs" => secs = args.next().context("--secs needs a value")?.parse()?,

@@ -91,6 +91,13 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageE
     })
 }
 
+/// The smaller side [`decode_for_hash`] keeps by default when it decodes a JPEG at a reduced
+/// scale. PDQ is not scale invariant: on 1280×720 photos, hashing a 1/4-scale decode
+/// (320×180, short side ≥ 128) moves a mean of 12 bits from the full-size hash, a 1/2-scale
+/// decode (640×360, ≥ 256) 5 bits, the same as resizing the full decode to those sizes. 256
+/// keeps hashes close to those other PDQ tools compute from full-size images.
+pub const DEFAULT_HASH_MIN_SIDE: u32 = 256;
+
 /// Decodes bytes for hashing: like [`decode`], but a JPEG is decoded at a reduced scale
 /// (1/2, 1/4 or 1/8, by skipping the high DCT frequencies in the decoder) when its smaller
 /// side stays at least `min_side` pixels. A perceptual hash looks at a 64×64 downsample, so
