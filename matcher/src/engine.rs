@@ -47,67 +47,43 @@ impl Region {
     }
 }
 
-/// Side of the square a region is reduced to before its DCT.
+/// Side of the square a region is reduced to (box means) before PDQ: PDQ's own input size
+/// after its downsampling filter.
 const HASH_INPUT: usize = 64;
 
-/// The 256-bit DCT hash of `rect` of `plane`, for all eight orientations (indexed as
-/// [`Orientation::all`]).
+/// PDQ hashes of `rect` of `plane`, one per orientation, and the PDQ quality of the region.
 ///
-/// The region is reduced to 64×64 by box means, then each orientation of that square is
-/// transformed: the low 16×16 DCT coefficients thresholded at their median.
-pub fn region_hashes(plane: &Plane, rect: &Rect, orientations: &[Orientation]) -> Vec<Hash256> {
+/// The region is reduced to 64×64 by box means; each orientation of that square is hashed
+/// with PDQ, so the hashes are PDQ's (canonical bit order, comparable with PDQ hashes
+/// computed elsewhere to within a few bits).
+pub fn region_hashes(
+    plane: &Plane,
+    rect: &Rect,
+    orientations: &[Orientation],
+) -> (Vec<Hash256>, u8) {
     let small = plane.resample(rect, HASH_INPUT, HASH_INPUT);
     let sq = Plane::from_luma(HASH_INPUT, HASH_INPUT, small);
-    orientations
+    let mut quality = 0;
+    let hashes = orientations
         .iter()
-        .map(|o| dct_hash(&sq.oriented(*o).px))
-        .collect()
+        .map(|o| {
+            let p = pdq_of_square(&sq.oriented(*o));
+            quality = p.quality;
+            p.hash
+        })
+        .collect();
+    (hashes, quality)
 }
 
-fn dct_matrix() -> &'static [[f32; HASH_INPUT]; 16] {
-    static M: OnceLock<[[f32; HASH_INPUT]; 16]> = OnceLock::new();
-    M.get_or_init(|| {
-        let mut m = [[0f32; HASH_INPUT]; 16];
-        let n = HASH_INPUT as f32;
-        for (k, row) in m.iter_mut().enumerate() {
-            for (i, v) in row.iter_mut().enumerate() {
-                *v = (std::f32::consts::PI / n * (i as f32 + 0.5) * (k + 1) as f32).cos();
-            }
-        }
-        m
-    })
-}
-
-/// 16×16 DCT (skipping the DC row and column) of a 64×64 square, median-thresholded.
-fn dct_hash(px: &[f32]) -> Hash256 {
-    let d = dct_matrix();
-    // rows: tmp[k][x] = sum_y d[k][y] * px[y][x]
-    let mut tmp = [[0f32; HASH_INPUT]; 16];
-    for (k, trow) in tmp.iter_mut().enumerate() {
-        for y in 0..HASH_INPUT {
-            let c = d[k][y];
-            let row = &px[y * HASH_INPUT..(y + 1) * HASH_INPUT];
-            for (t, p) in trow.iter_mut().zip(row) {
-                *t += c * p;
-            }
-        }
+fn pdq_of_square(p: &Plane) -> crate::pdq::Pdq {
+    let bytes: Vec<u8> = p.px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
+    match image::GrayImage::from_raw(p.width as u32, p.height as u32, bytes) {
+        Some(img) => crate::pdq::pdq(&image::DynamicImage::ImageLuma8(img)),
+        None => crate::pdq::Pdq {
+            hash: [0; 32],
+            quality: 0,
+        },
     }
-    let mut coef = [0f32; 256];
-    for k in 0..16 {
-        for l in 0..16 {
-            coef[k * 16 + l] = tmp[k].iter().zip(&d[l]).map(|(a, b)| a * b).sum();
-        }
-    }
-    let mut sorted = coef;
-    sorted.sort_by(f32::total_cmp);
-    let median = (sorted[127] + sorted[128]) / 2.0;
-    let mut out = [0u8; 32];
-    for (i, c) in coef.iter().enumerate() {
-        if *c > median {
-            out[i / 8] |= 1 << (i % 8);
-        }
-    }
-    out
 }
 
 /// What the bank keeps of one stolen photo for matching.
@@ -115,6 +91,8 @@ fn dct_hash(px: &[f32]) -> Hash256 {
 pub struct Prints {
     /// Hashes of [`Region::ALL`], whole first.
     pub regions: Vec<Hash256>,
+    /// PDQ quality of the whole photo.
+    pub quality: u8,
     pub signature: Signature,
 }
 
@@ -122,16 +100,27 @@ impl Prints {
     /// Fingerprints a stolen photo.
     pub fn of(plane: &Plane) -> Prints {
         let full = plane.full();
+        let mut quality = 0;
         let regions = Region::ALL
             .iter()
-            .map(|r| region_hashes(plane, &r.of(&full), &[Orientation::IDENTITY])[0])
+            .map(|r| {
+                let (h, q) = region_hashes(plane, &r.of(&full), &[Orientation::IDENTITY]);
+                if *r == Region::Whole {
+                    quality = q;
+                }
+                h[0]
+            })
             .collect();
         Prints {
             regions,
+            quality,
             signature: Signature::of(plane, &full),
         }
     }
 }
+
+/// PDQ quality under which an image is too flat to match (PDQ's recommendation).
+pub const MIN_QUALITY: u8 = crate::pdq::DEFAULT_MIN_QUALITY;
 
 /// One hash of a found image, and where it came from.
 #[derive(Debug, Clone)]
@@ -147,6 +136,8 @@ pub struct Query {
     pub plane: Plane,
     pub views: Vec<View>,
     pub hashes: Vec<QueryHash>,
+    /// PDQ quality of the whole image.
+    pub quality: u8,
 }
 
 /// Smallest side, in pixels, of an image worth matching: below it a "photo" is an icon.
@@ -156,9 +147,20 @@ impl Query {
     /// Prepares a decoded found image, refusing those too small to say anything.
     pub fn from_image(img: &image::DynamicImage) -> Result<Query, crate::ImageError> {
         if img.width() < MIN_SIDE || img.height() < MIN_SIDE {
-            return Err(crate::ImageError::TooSmall(img.width(), img.height()));
+            return Err(crate::ImageError::TooSmall {
+                width: img.width(),
+                height: img.height(),
+                min_side: MIN_SIDE,
+            });
         }
-        Ok(Query::new(Plane::from_image(img, views::PLANE_SIDE)))
+        let q = Query::new(Plane::from_image(img, views::PLANE_SIDE));
+        if q.quality < MIN_QUALITY {
+            return Err(crate::ImageError::LowQuality {
+                quality: q.quality,
+                min_quality: MIN_QUALITY,
+            });
+        }
+        Ok(q)
     }
 
     pub fn new(plane: Plane) -> Query {
@@ -166,6 +168,7 @@ impl Query {
         let all = Orientation::all();
         let mirror = [all[0], all[1]];
         let mut hashes = Vec::new();
+        let mut quality = 0;
         for (vi, v) in views.iter().enumerate() {
             for region in Region::ALL {
                 let os: &[Orientation] = if region == Region::Whole {
@@ -173,10 +176,11 @@ impl Query {
                 } else {
                     &mirror
                 };
-                for (o, hash) in os
-                    .iter()
-                    .zip(region_hashes(&plane, &region.of(&v.rect), os))
-                {
+                let (hs, q) = region_hashes(&plane, &region.of(&v.rect), os);
+                if vi == 0 && region == Region::Whole {
+                    quality = q;
+                }
+                for (o, hash) in os.iter().zip(hs) {
                     hashes.push(QueryHash {
                         view: vi,
                         region,
@@ -190,6 +194,7 @@ impl Query {
             plane,
             views,
             hashes,
+            quality,
         }
     }
 }
@@ -318,7 +323,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             radius: 96,
-            candidates: 24,
+            candidates: 12,
             siblings: 12,
             threshold: 32,
             hash_threshold: 20,

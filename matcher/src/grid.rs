@@ -141,6 +141,8 @@ impl Weights {
 
 /// Below this much weight in view, a score says nothing.
 const MIN_WEIGHT: f32 = 40.0;
+/// What a step outside the found image counts as (a coin toss would be 0.5).
+const OUT_OF_VIEW: f32 = 0.3;
 /// Weight of a strong step that every sibling shares.
 const WEIGHT_FLOOR: f32 = 0.15;
 
@@ -225,8 +227,9 @@ fn sample(plane: &Plane, frame: &Frame) -> (Signature, [u64; WORDS]) {
 /// Weighted disagreement of the found image under `frame` with the stolen photo: 0 = every
 /// weighted step agrees, about 0.5 = unrelated.
 ///
-/// Steps that fall outside the found image count as half a disagreement — what a coin toss
-/// would score — so a frame cannot improve by pushing the part that disagrees out of view.
+/// Steps that fall outside the found image count as a partial disagreement
+/// ([`OUT_OF_VIEW`]), so a frame cannot improve much by pushing the part that disagrees out
+/// of view, while a cropped copy pays only a little for its missing border.
 /// Steps in `occluded` rows (a banner the found image carries) are left out entirely.
 fn score(plane: &Plane, frame: &Frame, own: &Signature, weights: &Weights, occluded: &Occlusion) -> f32 {
     let (sig, valid) = sample(plane, frame);
@@ -244,7 +247,7 @@ fn score(plane: &Plane, frame: &Frame, own: &Signature, weights: &Weights, occlu
             }
             seen += wt;
             if valid[w] >> b & 1 == 0 {
-                bad += 0.5 * wt;
+                bad += OUT_OF_VIEW * wt;
             } else if diff >> b & 1 == 1 {
                 bad += wt;
             }

@@ -48,10 +48,14 @@ pub enum ImageError {
     Unsupported(String),
     #[error("corrupt or truncated image: {0}")]
     Decode(String),
-    #[error("image of {0}x{1} pixels is too small to match")]
-    TooSmall(u32, u32),
-    #[error("image is too flat to match (quality {0})")]
-    LowQuality(u8),
+    #[error("image too small to hash: {width}x{height}, sides below {min_side} px are not hashed")]
+    TooSmall {
+        width: u32,
+        height: u32,
+        min_side: u32,
+    },
+    #[error("image too flat to hash: PDQ quality {quality} is below {min_quality}")]
+    LowQuality { quality: u8, min_quality: u8 },
 }
 
 impl ImageError {
@@ -61,8 +65,8 @@ impl ImageError {
             ImageError::TooLarge(_) => "image.too-large",
             ImageError::Unsupported(_) => "image.unsupported",
             ImageError::Decode(_) => "image.decode",
-            ImageError::TooSmall(..) => "image.too-small",
-            ImageError::LowQuality(_) => "image.low-quality",
+            ImageError::TooSmall { .. } => "image.too-small",
+            ImageError::LowQuality { .. } => "image.low-quality",
         }
     }
 }
@@ -85,6 +89,106 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<DynamicImage, ImageE
         image::ImageError::Unsupported(u) => ImageError::Unsupported(u.to_string()),
         other => ImageError::Decode(other.to_string()),
     })
+}
+
+/// The smaller side [`decode_for_hash`] keeps by default when it decodes a JPEG at a reduced
+/// scale. PDQ is not scale invariant: on 1280×720 photos, hashing a 1/4-scale decode
+/// (320×180, short side ≥ 128) moves a mean of 12 bits from the full-size hash, a 1/2-scale
+/// decode (640×360, ≥ 256) 5 bits, the same as resizing the full decode to those sizes. 256
+/// keeps hashes close to those other PDQ tools compute from full-size images.
+pub const DEFAULT_HASH_MIN_SIDE: u32 = 256;
+
+/// Decodes bytes for hashing: like [`decode`], but a JPEG is decoded at a reduced scale
+/// (1/2, 1/4 or 1/8, by skipping the high DCT frequencies in the decoder) when its smaller
+/// side stays at least `min_side` pixels. A perceptual hash looks at a 64×64 downsample, so
+/// decoding every pixel of a large photo is wasted work.
+///
+/// The limits apply to the full-size image, read from the JPEG header before any pixel is
+/// decoded: a side above `max_dimension`, or a full-size decode (counted as two bytes per
+/// sample, what a progressive JPEG's coefficients take) above `max_alloc_bytes`, is
+/// [`ImageError::TooLarge`]. Other formats, and JPEGs in CMYK or with 16-bit samples, go
+/// through [`decode`] unchanged. The format is sniffed from the bytes.
+pub fn decode_for_hash(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    min_side: u32,
+) -> Result<DynamicImage, ImageError> {
+    if image::guess_format(bytes).ok() != Some(image::ImageFormat::Jpeg) {
+        return decode(bytes, limits);
+    }
+    // The decoder is not expected to panic, but these bytes come from anywhere.
+    match std::panic::catch_unwind(|| decode_jpeg_scaled(bytes, limits, min_side)) {
+        Ok(Ok(Some(img))) => Ok(img),
+        Ok(Ok(None)) => decode(bytes, limits),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ImageError::Decode("JPEG decoder failed".into())),
+    }
+}
+
+/// The scale, in eighths (8 = full size), at which a `width×height` JPEG is decoded so that
+/// its smaller side is still at least `min_side`.
+pub fn jpeg_hash_scale(width: u32, height: u32, min_side: u32) -> u32 {
+    let short = width.min(height) as u64;
+    [1u32, 2, 4]
+        .into_iter()
+        .find(|&eighths| (short * eighths as u64).div_ceil(8) >= min_side as u64)
+        .unwrap_or(8)
+}
+
+/// `Ok(None)`: a JPEG this path does not handle (CMYK, 16-bit); the caller decodes it fully.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    min_side: u32,
+) -> Result<Option<DynamicImage>, ImageError> {
+    use jpeg_decoder::PixelFormat;
+    let jpeg_err = |e: jpeg_decoder::Error| match e {
+        jpeg_decoder::Error::Unsupported(u) => ImageError::Unsupported(format!("{u:?}")),
+        other => ImageError::Decode(other.to_string()),
+    };
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.read_info().map_err(jpeg_err)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| ImageError::Decode("JPEG header without a frame".into()))?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if w == 0 || h == 0 {
+        return Err(ImageError::Decode(format!("JPEG of {w}x{h} pixels")));
+    }
+    if w > limits.max_dimension || h > limits.max_dimension {
+        return Err(ImageError::TooLarge(format!(
+            "{w}x{h} exceeds {0}x{0}",
+            limits.max_dimension
+        )));
+    }
+    let samples = u64::from(w) * u64::from(h) * info.pixel_format.pixel_bytes() as u64;
+    if samples.saturating_mul(2) > limits.max_alloc_bytes {
+        return Err(ImageError::TooLarge(format!(
+            "{w}x{h} JPEG needs more than {} bytes to decode",
+            limits.max_alloc_bytes
+        )));
+    }
+    if !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
+        return Ok(None);
+    }
+    let eighths = jpeg_hash_scale(w, h, min_side);
+    if eighths < 8 {
+        let scaled = |d: u32| (d * eighths).div_ceil(8).min(u32::from(u16::MAX)) as u16;
+        dec.scale(scaled(w), scaled(h)).map_err(jpeg_err)?;
+    }
+    dec.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX));
+    let pixels = dec.decode().map_err(jpeg_err)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| ImageError::Decode("JPEG without a frame".into()))?;
+    let (ow, oh) = (u32::from(info.width), u32::from(info.height));
+    let short = || ImageError::Decode("JPEG decoder returned too few pixels".into());
+    Ok(Some(match info.pixel_format {
+        PixelFormat::L8 => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(ow, oh, pixels).ok_or_else(short)?)
+        }
+        _ => DynamicImage::ImageRgb8(image::RgbImage::from_raw(ow, oh, pixels).ok_or_else(short)?),
+    }))
 }
 
 /// Whether an image file lacks its format's end marker (JPEG EOI, PNG IEND, GIF trailer):

@@ -17,6 +17,7 @@ pub mod bank;
 pub mod engine;
 pub mod grid;
 pub mod hashing;
+pub mod pdq;
 pub mod role;
 pub mod views;
 pub mod watchlist;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use bank::{Bank, Fingerprint};
 pub use engine::Engine;
 pub use hashing::{DecodeLimits, ImageError, ImageHasher};
+pub use pdq::{pdq, pdq_dihedral, pdq_gated, Dihedral, Pdq, PdqDihedral, QualityGate};
 pub use role::Matcher;
 pub use watchlist::Watchlist;
 
@@ -155,10 +157,20 @@ pub fn fingerprint_image(
     sha256: String,
 ) -> Result<Fingerprint, ImageError> {
     if img.width() < engine::MIN_SIDE || img.height() < engine::MIN_SIDE {
-        return Err(ImageError::TooSmall(img.width(), img.height()));
+        return Err(ImageError::TooSmall {
+            width: img.width(),
+            height: img.height(),
+            min_side: engine::MIN_SIDE,
+        });
     }
     let plane = views::Plane::from_image(img, views::PLANE_SIDE);
     let prints = engine::Prints::of(&plane);
+    if prints.quality < engine::MIN_QUALITY {
+        return Err(ImageError::LowQuality {
+            quality: prints.quality,
+            min_quality: engine::MIN_QUALITY,
+        });
+    }
     Ok(Fingerprint {
         label,
         sha256,
@@ -166,7 +178,7 @@ pub fn fingerprint_image(
         height: img.height(),
         imported_at: schema::now_rfc3339(),
         source: bank::Source::Image,
-        quality: 0,
+        quality: prints.quality,
         regions: prints.regions,
         dct256: Some(hasher.dct256(img)),
         signature: Some(prints.signature),
