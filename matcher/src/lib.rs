@@ -11,6 +11,7 @@
 
 pub mod bank;
 pub mod hashing;
+pub mod mih;
 pub mod role;
 pub mod watchlist;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bank::{Bank, Fingerprint};
 pub use hashing::{DecodeLimits, ImageError, ImageHasher};
+pub use mih::{MihError, MihIndex};
 pub use role::Matcher;
 pub use watchlist::Watchlist;
 
