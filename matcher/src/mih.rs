@@ -19,10 +19,15 @@
 //!   a verified hit is kept only when the slot it was found through is the *first* slot whose
 //!   enumeration reaches it, which the slot distances of the already-computed XOR tell. The
 //!   index is therefore read-only during queries and shared freely between threads (`&self`
-//!   everywhere, no locks, no per-thread buffers).
+//!   everywhere, no locks, no shared scratch); the only per-query memory is the candidate id
+//!   list, owned by the query.
+//! - Candidates of all slots are gathered first, then verified in one pass that prefetches
+//!   the codes 16 candidates ahead; the codes and ids arrays ask the kernel for huge pages
+//!   (`MADV_HUGEPAGE`), because nearly every candidate is a random read.
 //! - When enumeration and verification would cost more than reading the whole bank (large
 //!   radii, or a bank whose hashes crowd into few slot values), the query runs the scan
-//!   instead, so large radii stay exact and never get slower than brute force.
+//!   instead (a cost model over the exact candidate count), so large radii stay exact and
+//!   cost about what brute force costs.
 //!
 //! The scan ([`MihIndex::scan_within`], [`MihIndex::scan_nearest`]) is also the reference
 //! the index is tested against. It reads the contiguous `[u64; 4]` array in blocks, with an
