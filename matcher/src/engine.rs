@@ -304,6 +304,23 @@ impl HashIndex for ScanIndex {
     }
 }
 
+impl HashIndex for crate::mih::MihIndex {
+    fn within(&self, q: &Hash256, radius: u32) -> Vec<(u32, u32)> {
+        crate::mih::MihIndex::within(self, q, radius)
+    }
+    fn nearest(&self, q: &Hash256, k: usize) -> Vec<(u32, u32)> {
+        crate::mih::MihIndex::nearest(self, q, k, 256)
+    }
+}
+
+/// The multi-index over `hashes`, or a scan when there are more than it can number.
+fn index_of(hashes: Vec<Hash256>) -> Box<dyn HashIndex> {
+    match crate::mih::MihIndex::build(&hashes) {
+        Ok(m) => Box::new(m),
+        Err(_) => Box::new(ScanIndex::new(hashes)),
+    }
+}
+
 /// Tunables of the decision.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
@@ -325,7 +342,7 @@ impl Default for Params {
             radius: 96,
             candidates: 12,
             siblings: 12,
-            threshold: 32,
+            threshold: 20,
             hash_threshold: 20,
         }
     }
@@ -390,8 +407,8 @@ impl Engine {
         Engine {
             entries,
             owners,
-            index: Box::new(ScanIndex::new(flat)),
-            wholes: Box::new(ScanIndex::new(wholes)),
+            index: index_of(flat),
+            wholes: index_of(wholes),
             weights,
             params,
         }
@@ -429,7 +446,10 @@ impl Engine {
         // Best retrieval distance per (fingerprint, view, orientation).
         let mut cands: Vec<(u32, u32, usize, Orientation)> = Vec::new();
         for qh in &q.hashes {
-            for (e, d) in self.index.within(&qh.hash, self.params.radius) {
+            for (e, d) in self.index.nearest(&qh.hash, self.params.candidates) {
+                if d > self.params.radius {
+                    break;
+                }
                 let (fp, region) = self.owners[e as usize];
                 // Regions compare with the same region; the whole view also with the centre.
                 let same = region == qh.region

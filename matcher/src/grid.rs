@@ -3,10 +3,12 @@
 //!
 //! A global hash cannot tell: two photos from one border camera share the booth, the lane and
 //! the light, and differ in a car-sized part of the frame. So every stolen image also keeps a
-//! [`Signature`]: for a 24×24 grid of cells over the photo, the sign of the luminance step
-//! between neighbouring cells (horizontal and vertical, 1,104 bits) and whether that step is
-//! strong (above the image's mean step). It is a hash — no pixels, nothing to reconstruct the
-//! photo from — but each bit belongs to a place in the frame.
+//! [`Signature`]: for a grid of cells over the photo, the sign of the luminance step between
+//! neighbouring cells (horizontal and vertical) and whether that step is strong (above the
+//! image's mean step), at two resolutions: 24×24 cells (1,104 steps) to find the framing, and
+//! 48×48 (4,512 steps) to see what tells two cars apart (grille, plate, faces). It is a hash —
+//! signs only, nothing to reconstruct the photo from — but each bit belongs to a place in the
+//! frame.
 //!
 //! The bank says which places matter. For a stolen photo, its *siblings* are the nearest
 //! other photos in the bank (same camera, other cars). A step that the siblings share is
@@ -17,71 +19,174 @@
 //!
 //! The found image is rarely aligned with the original (a border cut, a small rotation, a
 //! photo inside a screenshot), so [`verify`] searches a small space of frames — scale, offset
-//! and angle of the original inside the found image — with integral-image box means, which
-//! makes each try cost a few microseconds.
+//! and angle of the original inside the found image — on the coarse grid, with integral-image
+//! box means (a few microseconds a try), then scores the fine grid at the best frame.
 
 use crate::views::{Plane, Rect};
 
-/// Cells per side of the grid.
-pub const GRID: usize = 24;
-/// Horizontal steps, then vertical steps.
-pub const BITS: usize = 2 * GRID * (GRID - 1);
-const WORDS: usize = BITS.div_ceil(64);
+/// Cells per side of the coarse grid (framing search).
+pub const COARSE: usize = 24;
+/// Cells per side of the fine grid (final score).
+pub const FINE: usize = 48;
 
-/// Signs and strengths of the cell-to-cell luminance steps of one image.
+/// Steps of an `n`×`n` grid: horizontal first, then vertical.
+const fn steps(n: usize) -> usize {
+    2 * n * (n - 1)
+}
+
+const fn words(n: usize) -> usize {
+    steps(n).div_ceil(64)
+}
+
+fn bit(words: &[u64], i: usize) -> bool {
+    words[i / 64] >> (i % 64) & 1 == 1
+}
+
+/// Signs and strengths of the cell-to-cell luminance steps of one grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steps {
+    n: usize,
+    sign: Vec<u64>,
+    strong: Vec<u64>,
+}
+
+impl Steps {
+    fn empty(n: usize) -> Steps {
+        Steps {
+            n,
+            sign: vec![0; words(n)],
+            strong: vec![0; words(n)],
+        }
+    }
+
+    fn bytes(n: usize) -> usize {
+        2 * words(n) * 8
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        for w in self.sign.iter().chain(self.strong.iter()) {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    fn read(n: usize, b: &[u8]) -> Steps {
+        let word = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(a)
+        };
+        let k = words(n);
+        Steps {
+            n,
+            sign: (0..k).map(word).collect(),
+            strong: (k..2 * k).map(word).collect(),
+        }
+    }
+
+    /// The steps of the mirror image (left–right) of what `self` describes.
+    fn mirrored(&self) -> Steps {
+        let n = self.n;
+        let mut out = Steps::empty(n);
+        let mut set = |k: usize, from: usize, negate: bool| {
+            if bit(&self.sign, from) != negate {
+                out.sign[k / 64] |= 1 << (k % 64);
+            }
+            if bit(&self.strong, from) {
+                out.strong[k / 64] |= 1 << (k % 64);
+            }
+        };
+        let h = n * (n - 1);
+        for j in 0..n {
+            for i in 0..n - 1 {
+                set(j * (n - 1) + i, j * (n - 1) + (n - 2 - i), true);
+            }
+        }
+        for j in 0..n - 1 {
+            for i in 0..n {
+                set(h + j * n + i, h + j * n + (n - 1 - i), false);
+            }
+        }
+        out
+    }
+
+    /// Per-step weights given the siblings' steps (see the module docs).
+    fn weights(&self, siblings: &[&Steps]) -> (Vec<f32>, f32) {
+        let mut w = vec![0f32; steps(self.n)];
+        for (i, wi) in w.iter_mut().enumerate() {
+            if !bit(&self.strong, i) {
+                continue;
+            }
+            let shared = if siblings.is_empty() {
+                0.0
+            } else {
+                let sign = bit(&self.sign, i);
+                let n = siblings
+                    .iter()
+                    .filter(|s| bit(&s.strong, i) && bit(&s.sign, i) == sign)
+                    .count();
+                n as f32 / siblings.len() as f32
+            };
+            // Every strong step keeps a floor of weight, so a photo whose siblings happen to
+            // share most of it is still judged on many steps, not a lucky few.
+            *wi = WEIGHT_FLOOR + (1.0 - WEIGHT_FLOOR) * (1.0 - shared).powi(2);
+        }
+        let total = w.iter().sum();
+        (w, total)
+    }
+}
+
+/// The spatial signature of one image (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    pub sign: [u64; WORDS],
-    pub strong: [u64; WORDS],
+    pub coarse: Steps,
+    pub fine: Steps,
 }
 
 impl Signature {
     /// Serialized size in bytes.
-    pub const BYTES: usize = 2 * WORDS * 8;
+    pub const BYTES: usize = 2 * words(COARSE) * 8 + 2 * words(FINE) * 8;
 
     /// The signature of `rect` of `plane`, axis-aligned: what is stored for a stolen photo.
     pub fn of(plane: &Plane, rect: &Rect) -> Signature {
         let frame = Frame::fit(rect);
-        let (sig, _) = sample(plane, &frame);
-        sig
+        Signature {
+            coarse: sample(plane, &frame, COARSE).0,
+            fine: sample(plane, &frame, FINE).0,
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.sign
-            .iter()
-            .chain(self.strong.iter())
-            .flat_map(|w| w.to_le_bytes())
-            .collect()
+        let mut out = Vec::with_capacity(Self::BYTES);
+        self.coarse.write(&mut out);
+        self.fine.write(&mut out);
+        out
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Signature> {
         if b.len() != Self::BYTES {
             return None;
         }
-        let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let mut s = Signature {
-            sign: [0; WORDS],
-            strong: [0; WORDS],
-        };
-        for i in 0..WORDS {
-            s.sign[i] = word(i);
-            s.strong[i] = word(WORDS + i);
+        let split = Steps::bytes(COARSE);
+        Some(Signature {
+            coarse: Steps::read(COARSE, &b[..split]),
+            fine: Steps::read(FINE, &b[split..]),
+        })
+    }
+
+    /// The signature of the mirror image (left–right).
+    pub fn mirrored(&self) -> Signature {
+        Signature {
+            coarse: self.coarse.mirrored(),
+            fine: self.fine.mirrored(),
         }
-        Some(s)
     }
 
-    fn bit(words: &[u64; WORDS], i: usize) -> bool {
-        words[i / 64] >> (i % 64) & 1 == 1
-    }
-
-    /// Fraction of strong steps of `self` that `other` has with the same sign.
+    /// Fraction of strong coarse steps of `self` that `other` has with the same sign.
     pub fn agreement(&self, other: &Signature) -> f32 {
-        let mut strong = 0;
-        let mut same = 0;
-        for w in 0..WORDS {
-            let s = self.strong[w];
+        let (mut strong, mut same) = (0, 0);
+        for (w, s) in self.coarse.strong.iter().enumerate() {
             strong += s.count_ones();
-            same += (s & !(self.sign[w] ^ other.sign[w])).count_ones();
+            same += (s & !(self.coarse.sign[w] ^ other.coarse.sign[w])).count_ones();
         }
         if strong == 0 {
             0.0
@@ -94,48 +199,28 @@ impl Signature {
 /// Per-bit weights of one stolen photo: how much a disagreement on that step says.
 #[derive(Debug, Clone)]
 pub struct Weights {
-    w: Vec<f32>,
-    total: f32,
+    coarse: Vec<f32>,
+    coarse_total: f32,
+    fine: Vec<f32>,
 }
 
 impl Weights {
-    /// Weights of `own` given its siblings in the bank: strong steps count, less so the more
-    /// siblings share them.
+    /// Weights of `own` given its siblings in the bank.
     pub fn new(own: &Signature, siblings: &[&Signature]) -> Weights {
-        let mut w = vec![0f32; BITS];
-        for (i, wi) in w.iter_mut().enumerate() {
-            if !Signature::bit(&own.strong, i) {
-                continue;
-            }
-            let shared = if siblings.is_empty() {
-                0.0
-            } else {
-                let sign = Signature::bit(&own.sign, i);
-                let n = siblings
-                    .iter()
-                    .filter(|s| Signature::bit(&s.strong, i) && Signature::bit(&s.sign, i) == sign)
-                    .count();
-                n as f32 / siblings.len() as f32
-            };
-            // Every strong step keeps a floor of weight, so a photo whose siblings happen to
-            // share most of it is still judged on many steps, not a lucky few.
-            *wi = WEIGHT_FLOOR + (1.0 - WEIGHT_FLOOR) * (1.0 - shared).powi(2);
+        let c: Vec<&Steps> = siblings.iter().map(|s| &s.coarse).collect();
+        let f: Vec<&Steps> = siblings.iter().map(|s| &s.fine).collect();
+        let (coarse, coarse_total) = own.coarse.weights(&c);
+        let (fine, _) = own.fine.weights(&f);
+        Weights {
+            coarse,
+            coarse_total,
+            fine,
         }
-        // A photo whose every strong step is shared (a burst of the same car) would have no
-        // weight left: fall back to the strong steps.
-        let mut total: f32 = w.iter().sum();
-        if total < MIN_WEIGHT {
-            for (i, wi) in w.iter_mut().enumerate() {
-                *wi = if Signature::bit(&own.strong, i) { 1.0 } else { 0.0 };
-            }
-            total = w.iter().sum();
-        }
-        Weights { w, total }
     }
 
-    /// Total weight: how much of this photo is its own.
+    /// Total coarse weight: how much of this photo is its own.
     pub fn total(&self) -> f32 {
-        self.total
+        self.coarse_total
     }
 }
 
@@ -169,80 +254,78 @@ impl Frame {
     }
 }
 
-/// Samples the grid cells of `frame` from `plane`: the signature of what lies there, and a
+/// Samples the `n`×`n` cells of `frame` from `plane`: the steps of what lies there, and a
 /// validity mask of the steps whose two cells both fall inside the plane.
-fn sample(plane: &Plane, frame: &Frame) -> (Signature, [u64; WORDS]) {
-    let mut m = [[0f32; GRID]; GRID];
-    let mut inside = [[false; GRID]; GRID];
-    let (cw, ch) = (frame.w / GRID as f32, frame.h / GRID as f32);
+fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
+    let mut m = vec![0f32; n * n];
+    let mut inside = vec![false; n * n];
+    let (cw, ch) = (frame.w / n as f32, frame.h / n as f32);
     let (sin, cos) = frame.angle.sin_cos();
     let (pw, ph) = (plane.width as f32, plane.height as f32);
-    for (j, (mrow, irow)) in m.iter_mut().zip(inside.iter_mut()).enumerate() {
+    for j in 0..n {
         let v = (j as f32 + 0.5) * ch - frame.h / 2.0;
-        for i in 0..GRID {
+        for i in 0..n {
             let u = (i as f32 + 0.5) * cw - frame.w / 2.0;
             let x = frame.cx + u * cos - v * sin;
             let y = frame.cy + u * sin + v * cos;
-            irow[i] = x >= 0.0 && y >= 0.0 && x < pw && y < ph;
-            mrow[i] = plane.box_mean(x - cw / 2.0, y - ch / 2.0, x + cw / 2.0, y + ch / 2.0);
+            inside[j * n + i] = x >= 0.0 && y >= 0.0 && x < pw && y < ph;
+            m[j * n + i] = plane.box_mean(x - cw / 2.0, y - ch / 2.0, x + cw / 2.0, y + ch / 2.0);
         }
     }
-    let mut diffs = [0f32; BITS];
-    let mut valid = [0u64; WORDS];
+    let total = steps(n);
+    let mut diffs = vec![0f32; total];
+    let mut valid = vec![0u64; words(n)];
     let mut k = 0;
-    for j in 0..GRID {
-        for i in 0..GRID - 1 {
-            diffs[k] = m[j][i + 1] - m[j][i];
-            if inside[j][i] && inside[j][i + 1] {
+    for j in 0..n {
+        for i in 0..n - 1 {
+            diffs[k] = m[j * n + i + 1] - m[j * n + i];
+            if inside[j * n + i] && inside[j * n + i + 1] {
                 valid[k / 64] |= 1 << (k % 64);
             }
             k += 1;
         }
     }
-    for j in 0..GRID - 1 {
-        for i in 0..GRID {
-            diffs[k] = m[j + 1][i] - m[j][i];
-            if inside[j][i] && inside[j + 1][i] {
+    for j in 0..n - 1 {
+        for i in 0..n {
+            diffs[k] = m[(j + 1) * n + i] - m[j * n + i];
+            if inside[j * n + i] && inside[(j + 1) * n + i] {
                 valid[k / 64] |= 1 << (k % 64);
             }
             k += 1;
         }
     }
-    let mean = diffs.iter().map(|d| d.abs()).sum::<f32>() / BITS as f32;
-    let mut sig = Signature {
-        sign: [0; WORDS],
-        strong: [0; WORDS],
-    };
+    let mean = diffs.iter().map(|d| d.abs()).sum::<f32>() / total as f32;
+    let mut out = Steps::empty(n);
     for (k, d) in diffs.iter().enumerate() {
         if *d > 0.0 {
-            sig.sign[k / 64] |= 1 << (k % 64);
+            out.sign[k / 64] |= 1 << (k % 64);
         }
         if d.abs() > mean {
-            sig.strong[k / 64] |= 1 << (k % 64);
+            out.strong[k / 64] |= 1 << (k % 64);
         }
     }
-    (sig, valid)
+    (out, valid)
 }
 
-/// Weighted disagreement of the found image under `frame` with the stolen photo: 0 = every
-/// weighted step agrees, about 0.5 = unrelated.
+/// Weighted disagreement of the found image under `frame` with one grid of the stolen photo:
+/// 0 = every weighted step agrees, about 0.5 = unrelated.
 ///
 /// Steps that fall outside the found image count as a partial disagreement
 /// ([`OUT_OF_VIEW`]), so a frame cannot improve much by pushing the part that disagrees out
-/// of view, while a cropped copy pays only a little for its missing border.
-/// Steps in `occluded` rows (a banner the found image carries) are left out entirely.
-fn score(plane: &Plane, frame: &Frame, own: &Signature, weights: &Weights, occluded: &Occlusion) -> f32 {
-    let (sig, valid) = sample(plane, frame);
+/// of view, while a cropped copy pays only a little for its missing border. Steps in
+/// `occluded` rows (a banner the found image carries) are left out entirely.
+fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &Occlusion) -> f32 {
+    let (sig, valid) = sample(plane, frame, own.n);
     let (mut bad, mut seen) = (0f32, 0f32);
-    for w in 0..WORDS {
+    for w in 0..own.strong.len() {
         let diff = sig.sign[w] ^ own.sign[w];
         let mut bits = own.strong[w];
         while bits != 0 {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let k = w * 64 + b;
-            let wt = weights.w[k];
-            if wt == 0.0 || occluded.hides(k, frame, plane) {
+            let wt = weights[k];
+            if wt == 0.0 || occluded.hides(k, own.n, frame) {
                 continue;
             }
             seen += wt;
@@ -266,19 +349,15 @@ pub struct Occlusion {
 }
 
 impl Occlusion {
-    /// Whether step `k` of the grid under `frame` touches an occluded band.
-    fn hides(&self, k: usize, frame: &Frame, _plane: &Plane) -> bool {
+    /// Whether step `k` of an `n`-grid under `frame` touches an occluded band.
+    fn hides(&self, k: usize, n: usize, frame: &Frame) -> bool {
         if self.bands.iter().all(|(a, b)| b <= a) {
             return false;
         }
-        let h = GRID * (GRID - 1);
-        let (row, rows) = if k < h {
-            (k / (GRID - 1), 1)
-        } else {
-            ((k - h) / GRID, 2)
-        };
-        // Ignore the small angle here: bands are whole rows of the found image.
-        let ch = frame.h / GRID as f32;
+        let h = n * (n - 1);
+        let (row, rows) = if k < h { (k / (n - 1), 1) } else { ((k - h) / n, 2) };
+        // Bands are whole rows of the found image; the small angle is ignored here.
+        let ch = frame.h / n as f32;
         let top = frame.cy - frame.h / 2.0 + row as f32 * ch;
         let bottom = top + rows as f32 * ch;
         self.bands
@@ -290,68 +369,42 @@ impl Occlusion {
 /// Weighted disagreement of two signatures taken on the same framing (no search): how a
 /// sighting recorded earlier is checked against a fingerprint imported later.
 pub fn compare(found: &Signature, own: &Signature, weights: &Weights) -> f32 {
-    let (mut bad, mut seen) = (0f32, 0f32);
-    for (i, wt) in weights.w.iter().enumerate() {
-        if *wt == 0.0 {
-            continue;
-        }
-        seen += wt;
-        if Signature::bit(&found.sign, i) != Signature::bit(&own.sign, i) {
-            bad += wt;
-        }
-    }
-    if seen < MIN_WEIGHT {
-        1.0
-    } else {
-        bad / seen
-    }
-}
-
-impl Signature {
-    /// The signature of the mirror image (left–right) of what `self` describes.
-    pub fn mirrored(&self) -> Signature {
-        let mut out = Signature {
-            sign: [0; WORDS],
-            strong: [0; WORDS],
-        };
-        let mut set = |k: usize, from: usize, negate: bool| {
-            let s = Signature::bit(&self.sign, from);
-            let strong = Signature::bit(&self.strong, from);
-            // A step's sign flips when its direction is reversed; a zero step stays "not up".
-            if s != negate {
-                out.sign[k / 64] |= 1 << (k % 64);
+    let one = |f: &Steps, o: &Steps, w: &[f32]| {
+        let (mut bad, mut seen) = (0f32, 0f32);
+        for (i, wt) in w.iter().enumerate() {
+            if *wt == 0.0 {
+                continue;
             }
-            if strong {
-                out.strong[k / 64] |= 1 << (k % 64);
-            }
-        };
-        let h = GRID * (GRID - 1);
-        for j in 0..GRID {
-            for i in 0..GRID - 1 {
-                set(j * (GRID - 1) + i, j * (GRID - 1) + (GRID - 2 - i), true);
+            seen += wt;
+            if bit(&f.sign, i) != bit(&o.sign, i) {
+                bad += wt;
             }
         }
-        for j in 0..GRID - 1 {
-            for i in 0..GRID {
-                set(h + j * GRID + i, h + j * GRID + (GRID - 1 - i), false);
-            }
+        if seen < MIN_WEIGHT {
+            1.0
+        } else {
+            bad / seen
         }
-        out
-    }
+    };
+    one(&found.coarse, &own.coarse, &weights.coarse).max(one(&found.fine, &own.fine, &weights.fine))
 }
 
 /// The best frame found and its score.
 #[derive(Debug, Clone, Copy)]
 pub struct Verified {
+    /// The larger of the coarse score at the best frame and the fine score there.
     pub score: f32,
+    pub coarse: f32,
+    pub fine: f32,
     pub frame: Frame,
 }
 
 /// Searches frames of the stolen photo around `view` in `plane` (the found image, already in
-/// the candidate's orientation) and returns the best score.
+/// the candidate's orientation) on the coarse grid, then scores the fine grid at the best
+/// frame (and half a fine cell around it).
 ///
 /// Coarse start: the view itself, the view as a crop of the original (3–8% cut off each side)
-/// and small rotations; then coordinate descent on centre, size and angle.
+/// and small rotations; then coordinate descent on centre, scale, aspect and angle.
 pub fn verify(
     plane: &Plane,
     view: &Rect,
@@ -360,11 +413,8 @@ pub fn verify(
     occluded: &Occlusion,
 ) -> Verified {
     let base = Frame::fit(view);
-    let score = |f: &Frame| score(plane, f, own, weights, occluded);
-    let mut best = Verified {
-        score: score(&base),
-        frame: base,
-    };
+    let coarse = |f: &Frame| score(plane, f, &own.coarse, &weights.coarse, occluded);
+    let (mut best_score, mut best) = (coarse(&base), base);
     let deg = std::f32::consts::PI / 180.0;
     for grow in [1.0f32, 1.06, 1.1, 1.16] {
         for angle in [0.0f32, -3.0 * deg, 3.0 * deg] {
@@ -377,20 +427,20 @@ pub fn verify(
                 angle,
                 ..base
             };
-            let s = score(&f);
-            if s < best.score {
-                best = Verified { score: s, frame: f };
+            let s = coarse(&f);
+            if s < best_score {
+                (best_score, best) = (s, f);
             }
         }
     }
-    // Coordinate descent on centre, scale, aspect and angle. The aspect ratio may drift only
-    // a little: a leaker crops, but rarely stretches.
+    // Coordinate descent. The aspect ratio may drift only a little: a leaker crops, but
+    // rarely stretches.
     let aspect0 = base.w / base.h;
     let mut step = [
         0.02 * base.w, // cx
         0.02 * base.h, // cy
-        0.03 * base.w, // w (scale, aspect kept)
-        0.01 * base.h, // h (aspect)
+        0.03 * base.w, // scale (aspect kept)
+        0.01 * base.h, // aspect
         1.0 * deg,     // angle
     ];
     for _round in 0..4 {
@@ -401,7 +451,7 @@ pub fn verify(
             guard += 1;
             for (p, st) in step.iter().enumerate() {
                 for sgn in [-1.0f32, 1.0] {
-                    let mut f = best.frame;
+                    let mut f = best;
                     match p {
                         0 => f.cx += sgn * st,
                         1 => f.cy += sgn * st,
@@ -421,9 +471,9 @@ pub fn verify(
                     {
                         continue;
                     }
-                    let s = score(&f);
-                    if s + 1e-6 < best.score {
-                        best = Verified { score: s, frame: f };
+                    let s = coarse(&f);
+                    if s + 1e-6 < best_score {
+                        (best_score, best) = (s, f);
                         improved = true;
                     }
                 }
@@ -433,7 +483,24 @@ pub fn verify(
             *st /= 2.0;
         }
     }
-    best
+    let fine_at = |f: &Frame| score(plane, f, &own.fine, &weights.fine, occluded);
+    let (dx, dy) = (best.w / FINE as f32 / 2.0, best.h / FINE as f32 / 2.0);
+    let mut fine = f32::INFINITY;
+    for oy in [-dy, 0.0, dy] {
+        for ox in [-dx, 0.0, dx] {
+            fine = fine.min(fine_at(&Frame {
+                cx: best.cx + ox,
+                cy: best.cy + oy,
+                ..best
+            }));
+        }
+    }
+    Verified {
+        score: best_score.max(fine),
+        coarse: best_score,
+        fine,
+        frame: best,
+    }
 }
 
 #[cfg(test)]
@@ -490,7 +557,7 @@ mod tests {
         let w = Weights::new(&sm, &[]);
         assert!(compare(&s.mirrored(), &sm, &w) < 0.02);
         assert!(compare(&s, &sm, &w) > 0.2);
-        assert_eq!(s.mirrored().mirrored().strong, s.strong);
+        assert_eq!(s.mirrored().mirrored(), s);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod grid;
 pub mod hashing;
 pub mod pdq;
+pub mod mih;
 pub mod role;
 pub mod views;
 pub mod watchlist;
@@ -28,6 +29,7 @@ pub use bank::{Bank, Fingerprint};
 pub use engine::Engine;
 pub use hashing::{DecodeLimits, ImageError, ImageHasher};
 pub use pdq::{pdq, pdq_dihedral, pdq_gated, Dihedral, Pdq, PdqDihedral, QualityGate};
+pub use mih::{MihError, MihIndex};
 pub use role::Matcher;
 pub use watchlist::Watchlist;
 
