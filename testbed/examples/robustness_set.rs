@@ -234,7 +234,7 @@ fn main() -> anyhow::Result<()> {
         );
         if i % 5 == 0 {
             let t = transforms[(i / 5) % transforms.len()];
-            let tname = t.name();
+            let tname = row_name(t);
             let enc = t.apply(&img, &banner_text(&mut rng));
             let file = format!("{name}__{tname}");
             let path = write(&args.out, "negative", &file, &enc)?;
@@ -252,7 +252,7 @@ fn main() -> anyhow::Result<()> {
 
     let truth = Truth {
         seed: args.seed,
-        transforms: transforms.iter().map(Transform::name).collect(),
+        transforms: transforms.iter().map(|&t| row_name(t)).collect(),
         stolen,
         queries,
     };
@@ -317,10 +317,7 @@ fn transforms() -> Vec<Transform> {
 fn per_query_transforms(base: &[Transform], k: usize, rng: &mut Rng) -> Vec<(Transform, String)> {
     base.iter()
         .map(|&t| {
-            let name = match t {
-                Transform::Banner { percent, .. } => format!("banner-{percent}"),
-                other => other.name(),
-            };
+            let name = row_name(t);
             let t = match t {
                 Transform::Banner { percent, .. } => Transform::Banner {
                     top: k.is_multiple_of(2),
@@ -341,6 +338,15 @@ fn per_query_transforms(base: &[Transform], k: usize, rng: &mut Rng) -> Vec<(Tra
             (t, name)
         })
         .collect()
+}
+
+/// The name a transform is reported under: banners alternate top and bottom,
+/// so the side is left out.
+fn row_name(t: Transform) -> String {
+    match t {
+        Transform::Banner { percent, .. } => format!("banner-{percent}"),
+        other => other.name(),
+    }
 }
 
 /// One crossing at `camera`: a random car with a random plate.
