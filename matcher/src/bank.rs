@@ -293,10 +293,7 @@ impl Bank {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let v1 = data_dir.join(V1_FILE);
                 if v1.exists() {
-                    return Err(BankError::Version {
-                        path: v1,
-                        found: 1,
-                    });
+                    return Err(BankError::Version { path: v1, found: 1 });
                 }
             }
             Err(source) => return Err(BankError::Io { path, source }),
@@ -316,7 +313,12 @@ impl Bank {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(BankError::Io { path: jpath, source }),
+            Err(source) => {
+                return Err(BankError::Io {
+                    path: jpath,
+                    source,
+                })
+            }
         }
         Ok(bank)
     }
@@ -560,7 +562,9 @@ mod tests {
                 let plane = crate::views::Plane::from_luma(
                     32,
                     32,
-                    (0..1024).map(|i| ((i * 37 + fill as usize) % 251) as f32).collect(),
+                    (0..1024)
+                        .map(|i| ((i * 37 + fill as usize) % 251) as f32)
+                        .collect(),
                 );
                 Signature::of(&plane, &plane.full())
             }),

@@ -76,7 +76,10 @@ pub fn region_hashes(
 }
 
 fn pdq_of_square(p: &Plane) -> crate::pdq::Pdq {
-    let bytes: Vec<u8> = p.px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
+    let bytes: Vec<u8> =
+        p.px.iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
     match image::GrayImage::from_raw(p.width as u32, p.height as u32, bytes) {
         Some(img) => crate::pdq::pdq(&image::DynamicImage::ImageLuma8(img)),
         None => crate::pdq::Pdq {
@@ -452,8 +455,8 @@ impl Engine {
                 }
                 let (fp, region) = self.owners[e as usize];
                 // Regions compare with the same region; the whole view also with the centre.
-                let same = region == qh.region
-                    || (qh.region == Region::Whole && region == Region::Centre);
+                let same =
+                    region == qh.region || (qh.region == Region::Whole && region == Region::Centre);
                 if same {
                     cands.push((d, fp, qh.view, qh.orientation));
                 }
@@ -470,7 +473,10 @@ impl Engine {
             let i = fp as usize;
             let scored = match self.weights(i) {
                 Some(w) => {
-                    let sig = self.entries[i].signature.as_ref().expect("weights imply signature");
+                    let sig = self.entries[i]
+                        .signature
+                        .as_ref()
+                        .expect("weights imply signature");
                     let plane = oriented[o.index()].get_or_insert_with(|| q.plane.oriented(o));
                     let rect = orient_rect(&q.views[v].rect, &q.plane, o);
                     let occ = grid::Occlusion {
@@ -616,7 +622,10 @@ mod tests {
         for o in Orientation::all() {
             let q = p.oriented(o);
             let rr = orient_rect(&r, &p, o);
-            assert!(q.box_mean(rr.x0, rr.y0, rr.x1, rr.y1) > 199.0, "{o:?} {rr:?}");
+            assert!(
+                q.box_mean(rr.x0, rr.y0, rr.x1, rr.y1) > 199.0,
+                "{o:?} {rr:?}"
+            );
         }
     }
 }

@@ -317,9 +317,9 @@ fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
 fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &Occlusion) -> f32 {
     let (sig, valid) = sample(plane, frame, own.n);
     let (mut bad, mut seen) = (0f32, 0f32);
-    for w in 0..own.strong.len() {
+    for (w, (&strong, &valid_w)) in own.strong.iter().zip(&valid).enumerate() {
         let diff = sig.sign[w] ^ own.sign[w];
-        let mut bits = own.strong[w];
+        let mut bits = strong;
         while bits != 0 {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -329,7 +329,7 @@ fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &
                 continue;
             }
             seen += wt;
-            if valid[w] >> b & 1 == 0 {
+            if valid_w >> b & 1 == 0 {
                 bad += OUT_OF_VIEW * wt;
             } else if diff >> b & 1 == 1 {
                 bad += wt;
@@ -355,7 +355,11 @@ impl Occlusion {
             return false;
         }
         let h = n * (n - 1);
-        let (row, rows) = if k < h { (k / (n - 1), 1) } else { ((k - h) / n, 2) };
+        let (row, rows) = if k < h {
+            (k / (n - 1), 1)
+        } else {
+            ((k - h) / n, 2)
+        };
         // Bands are whole rows of the found image; the small angle is ignored here.
         let ch = frame.h / n as f32;
         let top = frame.cy - frame.h / 2.0 + row as f32 * ch;

@@ -8,8 +8,8 @@
 //!
 //! - the whole image;
 //! - the image with uniform borders trimmed (padding, letterboxing, the fill of a rotation);
-//! - the largest "photographic" rectangles, for a photo inside a page: cells that differ from
-//!   the page background and are textured, grown into maximal rectangles.
+//! - photos inside a page (a screenshot): the bounding boxes of the largest connected regions
+//!   of cells unlike the page background.
 //!
 //! Mirrors and quarter turns are not views: they are handled by the hashes' dihedral variants
 //! and by [`Plane::oriented`] for verification.
@@ -178,8 +178,9 @@ impl Plane {
             ay = by - 1;
         }
         let s = self.width + 1;
-        let sum = self.integral[by * s + bx] - self.integral[ay * s + bx] - self.integral[by * s + ax]
-            + self.integral[ay * s + ax];
+        let sum =
+            self.integral[by * s + bx] - self.integral[ay * s + bx] - self.integral[by * s + ax]
+                + self.integral[ay * s + ax];
         (sum / ((bx - ax) * (by - ay)) as f64) as f32
     }
 
@@ -348,7 +349,11 @@ pub fn overlay_bands(plane: &Plane, r: &Rect) -> [(f32, f32); 2] {
         }
         // Most pixels within ±2 of the commonest value: a fill, not texture or noise.
         let best = (0..128)
-            .map(|i: usize| hist[i.saturating_sub(1)..(i + 2).min(128)].iter().sum::<usize>())
+            .map(|i: usize| {
+                hist[i.saturating_sub(1)..(i + 2).min(128)]
+                    .iter()
+                    .sum::<usize>()
+            })
             .max()
             .unwrap_or(0);
         best * 100 >= row.len() * 45
@@ -379,9 +384,10 @@ const OFF_BG: f32 = 8.0;
 /// Side of the cells in which [`embedded`] looks for photographic content.
 const CELL: usize = 4;
 
-/// Maximal rectangles of content cells — cells mostly unlike the page background — largest
-/// first. Text on a page is mostly background between the glyphs, so it rarely forms a solid
-/// rectangle as large as a photo; what it does form is rejected later by verification.
+/// Bounding boxes of the largest connected regions of content cells — cells mostly unlike the
+/// page background — most cells first. Text on a page is mostly background between the glyphs,
+/// so it rarely forms a region as large and as full as a photo; what it does form is rejected
+/// later by verification.
 pub fn embedded(plane: &Plane) -> Vec<Rect> {
     let (w, h) = (plane.width, plane.height);
     let (cw, ch) = (w / CELL, h / CELL);
@@ -414,35 +420,64 @@ pub fn embedded(plane: &Plane) -> Vec<Rect> {
             solid[cy * cw + cx] = off * 10 >= CELL * CELL * 6;
         }
     }
-    // Close one-cell holes (a flat patch of sky inside a photo).
-    let mut closed = solid.clone();
-    for cy in 1..ch - 1 {
-        for cx in 1..cw - 1 {
-            if !solid[cy * cw + cx] {
-                let n = [(0, 1), (2, 1), (1, 0), (1, 2)]
-                    .iter()
-                    .filter(|(dx, dy)| solid[(cy + dy - 1) * cw + cx + dx - 1])
-                    .count();
-                closed[cy * cw + cx] = n >= 3;
+    // Components of content cells, 8-connected after bridging one-cell gaps: a photo is one
+    // component however many flat or page-coloured patches it has inside; its bounding box is
+    // the photo.
+    let mut grown = solid.clone();
+    for cy in 0..ch {
+        for cx in 0..cw {
+            if solid[cy * cw + cx] {
+                continue;
             }
+            let l = cx > 0 && solid[cy * cw + cx - 1];
+            let r = cx + 1 < cw && solid[cy * cw + cx + 1];
+            let u = cy > 0 && solid[(cy - 1) * cw + cx];
+            let d = cy + 1 < ch && solid[(cy + 1) * cw + cx];
+            grown[cy * cw + cx] = (l && r) || (u && d);
         }
     }
-    let mut found: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let mut mask = closed;
-    for _ in 0..MAX_EMBEDDED {
-        let Some((x0, y0, x1, y1)) = largest_rectangle(&mask, cw, ch) else {
-            break;
-        };
-        if (x1 - x0) * (y1 - y0) * 25 < cw * ch {
-            break; // under 4% of the image: an icon, not a photo
+    let mut label = vec![u32::MAX; cw * ch];
+    let mut boxes: Vec<(usize, (usize, usize, usize, usize))> = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..cw * ch {
+        if !grown[start] || label[start] != u32::MAX {
+            continue;
         }
-        for y in y0..y1 {
-            for x in x0..x1 {
-                mask[y * cw + x] = false;
+        let id = boxes.len() as u32;
+        let (mut x0, mut y0, mut x1, mut y1, mut n) = (cw, ch, 0, 0, 0usize);
+        label[start] = id;
+        stack.push(start);
+        while let Some(c) = stack.pop() {
+            let (x, y) = (c % cw, c / cw);
+            n += 1;
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+            for dy in -1i32..=1 {
+                for dx in -1i32..=1 {
+                    let (nx, ny) = (x as i32 + dx, y as i32 + dy);
+                    if nx < 0 || ny < 0 || nx >= cw as i32 || ny >= ch as i32 {
+                        continue;
+                    }
+                    let nc = ny as usize * cw + nx as usize;
+                    if grown[nc] && label[nc] == u32::MAX {
+                        label[nc] = id;
+                        stack.push(nc);
+                    }
+                }
             }
         }
-        found.push((x0, y0, x1, y1));
+        boxes.push((n, (x0, y0, x1, y1)));
     }
+    // Large, mostly filled components, most cells first.
+    boxes.retain(|&(n, (x0, y0, x1, y1))| {
+        let area = (x1 - x0) * (y1 - y0);
+        area * 25 >= cw * ch && n * 10 >= area * 6
+    });
+    boxes.sort_by(|a, b| b.0.cmp(&a.0));
+    let found: Vec<(usize, usize, usize, usize)> = boxes
+        .into_iter()
+        .take(MAX_EMBEDDED)
+        .map(|(_, b)| b)
+        .collect();
     found
         .into_iter()
         .map(|(x0, y0, x1, y1)| {
@@ -465,7 +500,8 @@ pub fn embedded(plane: &Plane) -> Vec<Rect> {
 fn refine(plane: &Plane, r: Rect, bg: f32) -> Rect {
     let w = plane.width;
     let off = |x: usize, y: usize| (plane.px[y * w + x] - bg).abs() > OFF_BG;
-    let (mut x0, mut y0, mut x1, mut y1) = (r.x0 as usize, r.y0 as usize, r.x1 as usize, r.y1 as usize);
+    let (mut x0, mut y0, mut x1, mut y1) =
+        (r.x0 as usize, r.y0 as usize, r.x1 as usize, r.y1 as usize);
     let line_ok = |n: usize, len: usize| n * 10 >= len * 8;
     for _ in 0..CELL {
         if y0 > 0 && line_ok((x0..x1).filter(|&x| off(x, y0 - 1)).count(), x1 - x0) {
@@ -487,37 +523,6 @@ fn refine(plane: &Plane, r: Rect, bg: f32) -> Rect {
         x1: x1 as f32,
         y1: y1 as f32,
     }
-}
-
-/// The largest all-true axis-aligned rectangle of a `w`×`h` mask (histogram-stack method,
-/// linear time), as `(x0, y0, x1, y1)` exclusive.
-fn largest_rectangle(mask: &[bool], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
-    let mut heights = vec![0usize; w];
-    let mut best: Option<(usize, (usize, usize, usize, usize))> = None;
-    let mut stack: Vec<usize> = Vec::with_capacity(w + 1);
-    for y in 0..h {
-        for x in 0..w {
-            heights[x] = if mask[y * w + x] { heights[x] + 1 } else { 0 };
-        }
-        stack.clear();
-        for x in 0..=w {
-            let cur = if x < w { heights[x] } else { 0 };
-            while let Some(&top) = stack.last() {
-                if heights[top] <= cur {
-                    break;
-                }
-                stack.pop();
-                let height = heights[top];
-                let left = stack.last().map_or(0, |&s| s + 1);
-                let area = height * (x - left);
-                if best.is_none_or(|(a, _)| area > a) {
-                    best = Some((area, (left, y + 1 - height, x, y + 1)));
-                }
-            }
-            stack.push(x);
-        }
-    }
-    best.filter(|(a, _)| *a > 0).map(|(_, r)| r)
 }
 
 #[cfg(test)]
