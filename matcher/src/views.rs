@@ -473,10 +473,39 @@ pub fn embedded(plane: &Plane) -> Vec<Rect> {
         area * 25 >= cw * ch && n * 10 >= area * 6
     });
     boxes.sort_by(|a, b| b.0.cmp(&a.0));
+    // A caption or a paragraph touching the photo joins its region; shave off edge rows and
+    // columns that are mostly page (text lines are).
+    let frac = |x0: usize, y0: usize, x1: usize, y1: usize| {
+        let mut n = 0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                n += usize::from(solid[y * cw + x]);
+            }
+        }
+        n as f32 / ((x1 - x0) * (y1 - y0)).max(1) as f32
+    };
+    let shave = |(mut x0, mut y0, mut x1, mut y1): (usize, usize, usize, usize)| loop {
+        let before = (x0, y0, x1, y1);
+        if y1 - y0 > 2 && frac(x0, y0, x1, y0 + 1) < 0.7 {
+            y0 += 1;
+        }
+        if y1 - y0 > 2 && frac(x0, y1 - 1, x1, y1) < 0.7 {
+            y1 -= 1;
+        }
+        if x1 - x0 > 2 && frac(x0, y0, x0 + 1, y1) < 0.7 {
+            x0 += 1;
+        }
+        if x1 - x0 > 2 && frac(x1 - 1, y0, x1, y1) < 0.7 {
+            x1 -= 1;
+        }
+        if before == (x0, y0, x1, y1) {
+            return (x0, y0, x1, y1);
+        }
+    };
     let found: Vec<(usize, usize, usize, usize)> = boxes
         .into_iter()
         .take(MAX_EMBEDDED)
-        .map(|(_, b)| b)
+        .map(|(_, b)| shave(b))
         .collect();
     found
         .into_iter()
