@@ -31,6 +31,8 @@ pub struct Summary {
     /// Alerts raised again for sightings already alerted (not stored twice).
     pub repeated_alerts: u64,
     pub total_alerts: usize,
+    /// Images not matched by design (`image.too-small`, `image.low-quality`), by reason.
+    pub images_skipped: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     pub dead_lettered: u64,
     pub elapsed_secs: f64,
@@ -47,6 +49,17 @@ impl Summary {
             "alerts: {} new, {} already known, {} in total",
             self.new_alerts, self.repeated_alerts, self.total_alerts
         );
+        if !self.images_skipped.is_empty() {
+            let parts: Vec<String> = self
+                .images_skipped
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!(
+                "images not matched (too small or flat): {}",
+                parts.join(", ")
+            );
+        }
         if self.errors.is_empty() {
             println!("errors: none");
         } else {
@@ -343,6 +356,11 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
         new_alerts: stats.get("alerts"),
         repeated_alerts: stats.get("alerts.duplicate"),
         total_alerts: indexer::alerts::load(&data_dir.join(indexer::alerts::ALERTS_FILE))?.len(),
+        images_skipped: stats
+            .snapshot()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("skipped.")?.to_string(), v)))
+            .collect(),
         errors: stats.errors(),
         dead_lettered,
         elapsed_secs: elapsed,

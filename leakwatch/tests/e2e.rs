@@ -72,8 +72,8 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     let listed = json_lines(&leakwatch(&data, &["fingerprints", "list", "--json"]).await);
     assert_eq!(listed.len(), n_stolen);
     // Only hashes are stored: no image bytes in the data dir.
-    let bank = std::fs::read(data.join("fingerprints.json")).unwrap();
-    assert!(bank.len() < n_stolen * 1024, "bank is {} bytes", bank.len());
+    let bank = std::fs::read(data.join("fingerprints.bank")).unwrap();
+    assert!(bank.len() < n_stolen * 4096, "bank is {} bytes", bank.len());
     leakwatch(&data, &["watchlist", "import", idents.to_str().unwrap()]).await;
 
     let mut run = vec!["run", "--once", "--allow-private", "--json"];
@@ -102,7 +102,8 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
         "an image alerted twice: {per_url:?}"
     );
 
-    let catchable: Vec<_> = truth.leaks.iter().filter(|l| l.expect_dct256).collect();
+    // Every planted leak, whatever its edit (flips, crops, pads and banners included).
+    let catchable: Vec<_> = truth.leaks.iter().collect();
     assert!(
         catchable.len() >= 10,
         "testbed plants too few catchable leaks"
@@ -211,4 +212,117 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     assert!(m[0]["matches"][1]["distance"].as_u64() >= m[0]["matches"][0]["distance"].as_u64());
     assert!(m[1]["error"].is_string());
     tb.shutdown().await;
+}
+
+/// After a crawl with an empty bank, importing the stolen set and running `retrohunt` raises
+/// the alerts the crawl would have raised, from what the index recorded (no image is fetched
+/// again); a second retro-hunt adds nothing. Fingerprints shared as bare PDQ hashes match too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrohunt_finds_past_sightings_and_shared_hashes_match() {
+    let tb = testbed::start(testbed::Config::default()).await.unwrap();
+    let truth = tb.truth();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_config(&data, "");
+    let stolen = tmp.path().join("stolen");
+    tb.write_stolen_set(&stolen).unwrap();
+
+    let mut run = vec!["run", "--once", "--allow-private", "--json"];
+    let seeds = tb.seeds();
+    for s in &seeds {
+        run.extend(["--seed", s.as_str()]);
+    }
+    let summary = &json_lines(&leakwatch(&data, &run).await)[0];
+    assert_eq!(summary["total_alerts"], 0, "{summary}");
+    tb.shutdown().await;
+
+    // The testbed is gone: the retro-hunt works from the index alone.
+    leakwatch(&data, &["fingerprints", "import", stolen.to_str().unwrap()]).await;
+    let found = json_lines(&leakwatch(&data, &["retrohunt", "--json"]).await);
+    let decoys: HashSet<&str> = truth.decoys.iter().map(|d| d.image_url.as_str()).collect();
+    let leak_urls: HashSet<&str> = truth.leaks.iter().map(|l| l.image_url.as_str()).collect();
+    for a in &found {
+        let url = a["url"].as_str().unwrap();
+        assert!(
+            !decoys.contains(url),
+            "decoy alerted by the retro-hunt: {a}"
+        );
+        assert!(
+            url.starts_with("data:") || leak_urls.contains(url),
+            "retro-hunt alert on a non-leak: {a}"
+        );
+    }
+    // Recorded framings only: edits that need the framing search (crops, rotations) may be
+    // missed, all others must be found, each with its own label.
+    let plain: Vec<_> = truth
+        .leaks
+        .iter()
+        .filter(|l| l.expect_dct256 && !l.data_uri)
+        .collect();
+    assert!(plain.len() >= 10);
+    for leak in plain {
+        assert!(
+            found
+                .iter()
+                .any(|a| a["url"] == leak.image_url.as_str() && a["label"] == leak.label.as_str()),
+            "past sighting not found: {leak:?}"
+        );
+    }
+    let stored = json_lines(&leakwatch(&data, &["alerts", "--json"]).await);
+    assert_eq!(stored.len(), found.len());
+    let again = leakwatch(&data, &["retrohunt"]).await;
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(&format!("{} matched, 0 new", found.len())),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // Shared hashes: another data dir gets only PDQ hashes, one per line with a label.
+    let listed = json_lines(&leakwatch(&data, &["fingerprints", "list", "--json"]).await);
+    let mut lines = String::from("# PDQ hashes shared by a partner\n");
+    for fp in &listed {
+        lines.push_str(&format!(
+            "{} {}\n",
+            fp["regions"][0].as_str().unwrap(),
+            fp["label"].as_str().unwrap()
+        ));
+    }
+    let shared = tmp.path().join("shared.txt");
+    let other = tmp.path().join("other");
+    std::fs::write(&shared, format!("{lines}not-a-hash label\n")).unwrap();
+    let bad = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&other)
+        .args(["fingerprints", "import", "--from-hashes"])
+        .arg(&shared)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&format!("line {}", listed.len() + 2)) && err.contains("nothing imported"),
+        "{err}"
+    );
+    std::fs::write(&shared, &lines).unwrap();
+    leakwatch(
+        &other,
+        &[
+            "fingerprints",
+            "import",
+            "--from-hashes",
+            shared.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let first = std::fs::read_dir(&stolen)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m = json_lines(&leakwatch(&other, &["match", first.to_str().unwrap(), "--json"]).await);
+    let best = &m[0]["matches"][0];
+    assert_eq!(best["label"], first.file_stem().unwrap().to_str().unwrap());
+    assert_eq!(best["matched"], true);
+    assert_eq!(best["algorithm"], "pdq");
 }

@@ -126,8 +126,14 @@ pub fn match_bytes(
     config: &MatcherConfig,
     k: usize,
 ) -> Result<Outcome, ImageError> {
-    let img = hashing::decode(bytes, config.decode)?;
-    let (width, height) = (img.width(), img.height());
+    // JPEGs are decoded at a reduced scale where the decoder allows it: matching works on a
+    // plane of at most 384 pixels a side.
+    let img = hashing::decode_for_hash(bytes, config.decode, hashing::DEFAULT_HASH_MIN_SIDE)?;
+    let (width, height) = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_dimensions().ok())
+        .unwrap_or((img.width(), img.height()));
     let query = engine::Query::from_image(&img)?;
     let candidates = engine
         .score(&query, k)

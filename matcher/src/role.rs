@@ -11,7 +11,7 @@ use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
 use schema::{Alert, AlertKind, FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
 
 use crate::engine::Engine;
-use crate::{match_bytes, Bank, MatcherConfig, Watchlist};
+use crate::{match_bytes, Bank, ImageError, MatcherConfig, Watchlist};
 
 /// The matcher role of one process.
 pub struct Matcher {
@@ -87,7 +87,13 @@ impl Matcher {
         let outcome = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                self.stats.error(e.kind());
+                match e {
+                    // Icons and flat pictures: refused by design, not failures.
+                    ImageError::TooSmall { .. } | ImageError::LowQuality { .. } => {
+                        self.stats.incr(&format!("skipped.{}", e.kind()));
+                    }
+                    _ => self.stats.error(e.kind()),
+                }
                 tracing::info!(url = %img.url, error = %e, "image not hashed");
                 return d.ack().await;
             }

@@ -472,7 +472,7 @@ pub fn embedded(plane: &Plane) -> Vec<Rect> {
         let area = (x1 - x0) * (y1 - y0);
         area * 25 >= cw * ch && n * 10 >= area * 6
     });
-    boxes.sort_by(|a, b| b.0.cmp(&a.0));
+    boxes.sort_by_key(|b| std::cmp::Reverse(b.0));
     // A caption or a paragraph touching the photo joins its region; shave off edge rows and
     // columns that are mostly page (text lines are).
     let frac = |x0: usize, y0: usize, x1: usize, y1: usize| {

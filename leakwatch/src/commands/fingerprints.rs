@@ -62,10 +62,7 @@ impl Progress {
         if self.bar.is_hidden() && self.last_line.elapsed() >= PROGRESS_EVERY {
             self.last_line = Instant::now();
             let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!(
-                "imported {}/{} images ({rate:.0}/s)",
-                self.done, self.total
-            );
+            eprintln!("imported {}/{} images ({rate:.0}/s)", self.done, self.total);
         }
     }
 

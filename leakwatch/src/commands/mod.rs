@@ -44,12 +44,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
         Command::Run(args) => runtime()?.block_on(run::run(&data_dir, &config, &args)),
         Command::Search(args) => search::run(&data_dir, &args),
-        Command::Retrohunt { json, amqp } => runtime()?.block_on(retrohunt::run(
-            &data_dir,
-            &config,
-            amqp.as_deref(),
-            json,
-        )),
+        Command::Retrohunt { json, amqp } => {
+            runtime()?.block_on(retrohunt::run(&data_dir, &config, amqp.as_deref(), json))
+        }
         Command::Alerts(args) => match args.command {
             None => alerts::run(&data_dir, args.json),
             Some(AlertsCmd::Follow {

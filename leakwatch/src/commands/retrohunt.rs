@@ -47,7 +47,11 @@ pub async fn run(
             unrecorded += 1;
             continue;
         }
-        if let Some(best) = engine.score_recorded(&views, 1).into_iter().find(|c| c.matched) {
+        if let Some(best) = engine
+            .score_recorded(&views, 1)
+            .into_iter()
+            .find(|c| c.matched)
+        {
             let Some(fp) = bank.get(best.entry) else {
                 continue;
             };
