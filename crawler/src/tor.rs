@@ -349,10 +349,18 @@ fn tor_error(e: &arti_client::Error) -> FetchError {
         | ErrorKind::RemoteStreamError => TorFailure::Circuit,
         _ => TorFailure::Other,
     };
-    FetchError::Tor {
-        kind,
-        detail: e.to_string(),
+    // arti's top-level message is generic; its causes say what happened.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if detail.len() > 1024 {
+            break;
+        }
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
     }
+    FetchError::Tor { kind, detail }
 }
 
 #[async_trait]

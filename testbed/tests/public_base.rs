@@ -48,7 +48,10 @@ async fn a_public_base_replaces_the_listening_address_everywhere() {
     let truth = running.truth();
     assert_eq!(truth.sites[0].base_url, ONION);
     let truth_json = serde_json::to_string(&truth).unwrap();
-    assert!(!truth_json.contains(&forum_local), "truth names the listener");
+    assert!(
+        !truth_json.contains(&forum_local),
+        "truth names the listener"
+    );
     let forum_urls = truth
         .leaks
         .iter()
@@ -79,7 +82,9 @@ async fn a_public_base_replaces_the_listening_address_everywhere() {
     let mut seen: BTreeSet<String> = queue.iter().map(|u| u.to_string()).collect();
     let (mut pages, mut onion_links) = (0, 0);
     while let Some(url) = queue.pop_front() {
-        let Some(local) = to_local(&url) else { continue };
+        let Some(local) = to_local(&url) else {
+            continue;
+        };
         let resp = common::get(&local).await;
         if !resp
             .header("content-type")
@@ -89,7 +94,10 @@ async fn a_public_base_replaces_the_listening_address_everywhere() {
         }
         assert_eq!(resp.status, 200, "{url}");
         let html = String::from_utf8_lossy(&resp.body);
-        assert!(!html.contains(&forum_local), "{url} names the forum's listener");
+        assert!(
+            !html.contains(&forum_local),
+            "{url} names the forum's listener"
+        );
         pages += 1;
         for link in links(&url, &html) {
             if link.as_str().starts_with(ONION) && !url.as_str().starts_with(ONION) {
@@ -101,7 +109,10 @@ async fn a_public_base_replaces_the_listening_address_everywhere() {
         }
     }
     assert_eq!(pages, truth.pages, "every page reachable through the bases");
-    assert!(onion_links > 0, "no other site links to the forum's public base");
+    assert!(
+        onion_links > 0,
+        "no other site links to the forum's public base"
+    );
     running.shutdown().await;
 }
 
@@ -130,6 +141,9 @@ async fn bad_public_bases_are_refused() {
     .await
     .err()
     .unwrap();
-    assert!(matches!(err, Error::UnknownSite(ref s) if s == "hostile"), "{err}");
+    assert!(
+        matches!(err, Error::UnknownSite(ref s) if s == "hostile"),
+        "{err}"
+    );
     assert!(!SITE_NAMES.contains(&"hostile"));
 }
