@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, then every test of the workspace.
-# Installs and starts what a fresh machine lacks (RabbitMQ); the tests start their own testbed
-# on loopback.
+# Installs and starts what a fresh machine lacks (RabbitMQ, strace); the tests start their own
+# testbed on loopback, and the Tor test its own private Tor network (testbed/tor/privnet, which
+# installs Debian's tor when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,13 @@ if ! amqp_up; then
   rabbitmqctl await_startup >/dev/null
 fi
 amqp_up || { echo "RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
+
+# The Tor test watches leakwatch's sockets with strace (no DNS query may leave the process).
+if ! command -v strace >/dev/null 2>&1; then
+  echo "== installing strace"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -13,7 +13,7 @@ use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
 use schema::{CrawlRequest, Discovered, Message, ResourceKind};
 use url::Url;
 
-use crate::urls::{is_onion, parse_absolute, site_of};
+use crate::urls::{check_onion, is_onion, parse_absolute, site_of};
 use crate::{CrawlerConfig, Follow};
 
 #[derive(Default)]
@@ -32,8 +32,8 @@ pub struct Frontier {
 
 /// A seed that is not an absolute http(s) URL.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid seed URL {0:?}: expected an absolute http:// or https:// URL")]
-pub struct BadSeed(pub String);
+#[error("invalid seed URL {0:?}: {1}")]
+pub struct BadSeed(pub String, pub String);
 
 impl Frontier {
     pub fn new(config: CrawlerConfig, stats: Arc<Stats>) -> Self {
@@ -48,7 +48,16 @@ impl Frontier {
     pub fn parse_seeds(seeds: &[String]) -> Result<Vec<Url>, BadSeed> {
         seeds
             .iter()
-            .map(|s| parse_absolute(s).ok_or_else(|| BadSeed(s.clone())))
+            .map(|s| {
+                let u = parse_absolute(s).ok_or_else(|| {
+                    BadSeed(
+                        s.clone(),
+                        "expected an absolute http:// or https:// URL".into(),
+                    )
+                })?;
+                check_onion(&u).map_err(|e| BadSeed(s.clone(), e.to_string()))?;
+                Ok(u)
+            })
             .collect()
     }
 
@@ -82,6 +91,11 @@ impl Frontier {
             let Some(u) = parse_absolute(link) else {
                 continue;
             };
+            if let Err(e) = check_onion(&u) {
+                // A mangled or obsolete onion link: dropped, with its reason counted.
+                self.stats.incr(&format!("frontier.dropped.{}", e.kind()));
+                continue;
+            }
             if self.admit(&u, kind, depth) {
                 if let Err(e) = self.publish(bus, &u, kind, depth, Some(&d.from)).await {
                     // Not published: forget it, so the redelivered report publishes it again.
@@ -190,6 +204,8 @@ mod tests {
     use super::*;
     use bus::EmbeddedBus;
 
+    const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+
     async fn drain(bus: &EmbeddedBus) -> Vec<CrawlRequest> {
         let mut c = bus.consume(CRAWL_REQUESTS, 100).await.unwrap();
         let mut out = vec![];
@@ -207,7 +223,8 @@ mod tests {
             max_depth: 2,
             ..Default::default()
         };
-        let f = Frontier::new(cfg, Arc::new(Stats::default()));
+        let stats = Arc::new(Stats::default());
+        let f = Frontier::new(cfg, stats.clone());
         let bus = EmbeddedBus::default();
         let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
         assert_eq!(f.seed(&bus, &seeds).await.unwrap(), 1);
@@ -219,6 +236,8 @@ mod tests {
                 "http://a.test/x".into(),
                 "http://a.test/".into(),
                 "http://clear.test/y".into(),
+                format!("http://{ONION}/"),
+                format!("http://{}/", ONION.replacen("2gzy", "2gzz", 1)),
                 "http://abcdefghijklmnop.onion/".into(),
             ],
             images: vec![
@@ -244,11 +263,15 @@ mod tests {
             vec![
                 ("http://a.test/".into(), ResourceKind::Page),
                 ("http://a.test/x".into(), ResourceKind::Page),
-                ("http://abcdefghijklmnop.onion/".into(), ResourceKind::Page),
+                (format!("http://{ONION}/"), ResourceKind::Page),
                 ("http://cdn.test/i.png".into(), ResourceKind::Image),
             ]
         );
+        assert_eq!(stats.get("frontier.dropped.onion.bad-checksum"), 1);
+        assert_eq!(stats.get("frontier.dropped.onion.v2-obsolete"), 1);
         assert!(Frontier::parse_seeds(&["not a url".into()]).is_err());
+        let e = Frontier::parse_seeds(&["http://abcdefghijklmnop.onion/".into()]).unwrap_err();
+        assert!(e.to_string().contains("obsolete"), "{e}");
     }
 
     #[tokio::test]

@@ -17,7 +17,12 @@ pub mod extract;
 pub mod fetch;
 pub mod frontier;
 pub mod guard;
+pub mod health;
+pub mod isolation;
+pub mod onion;
 pub mod politeness;
+pub mod socks5;
+pub mod tor;
 pub mod transport;
 pub mod urls;
 pub mod worker;
@@ -28,6 +33,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use frontier::Frontier;
+pub use health::{HealthConfig, HealthyFetcher};
+pub use socks5::Socks5Fetcher;
+pub use tor::{TorConfig, TorFetcher};
 pub use transport::{DirectFetcher, Fetcher, Limits};
 pub use worker::Crawler;
 
@@ -60,6 +68,50 @@ pub enum FetchError {
     Status(u16),
     #[error("not an image")]
     NotAnImage,
+    #[error("invalid onion address: {0}")]
+    BadOnion(onion::OnionError),
+    #[error("site marked down after repeated failures; re-probed later")]
+    SiteDown,
+    #[error("Tor: {kind}: {detail}")]
+    Tor { kind: TorFailure, detail: String },
+    #[error("SOCKS5 proxy: {0}")]
+    Socks(String),
+}
+
+/// What went wrong on the Tor side of a request (from arti's error kinds or tor's SOCKS
+/// replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorFailure {
+    /// No descriptor for the onion service (yet): it is down or still publishing.
+    OnionNotFound,
+    /// The descriptor was found but introduction or rendezvous failed.
+    OnionUnreachable,
+    /// No circuit could be built, or it collapsed.
+    Circuit,
+    /// The exit or the destination refused the connection (policy, refused, unknown host).
+    Refused,
+    /// Tor's own deadline passed.
+    Timeout,
+    Other,
+}
+
+impl TorFailure {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TorFailure::OnionNotFound => "tor.onion-not-found",
+            TorFailure::OnionUnreachable => "tor.onion-unreachable",
+            TorFailure::Circuit => "tor.circuit",
+            TorFailure::Refused => "tor.refused",
+            TorFailure::Timeout => "tor.timeout",
+            TorFailure::Other => "tor.other",
+        }
+    }
+}
+
+impl std::fmt::Display for TorFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind().trim_start_matches("tor."))
+    }
 }
 
 impl FetchError {
@@ -81,6 +133,10 @@ impl FetchError {
             FetchError::Status(s) if *s >= 400 => "fetch.status-4xx",
             FetchError::Status(_) => "fetch.status-3xx",
             FetchError::NotAnImage => "fetch.not-an-image",
+            FetchError::BadOnion(e) => e.kind(),
+            FetchError::SiteDown => "fetch.site-down",
+            FetchError::Tor { kind, .. } => kind.kind(),
+            FetchError::Socks(_) => "fetch.socks",
         }
     }
 }

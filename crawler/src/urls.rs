@@ -39,6 +39,14 @@ fn clean(url: &mut Url) -> Option<()> {
         url.set_username("").ok()?;
         url.set_password(None).ok()?;
     }
+    if let Some(h) = url.host_str().filter(|h| h.ends_with('.')) {
+        // `abc.onion.` and `abc.onion` are one site; so for any name.
+        let h = h.trim_end_matches('.').to_string();
+        if h.is_empty() {
+            return None;
+        }
+        url.set_host(Some(&h)).ok()?;
+    }
     url.set_fragment(None);
     if url.query() == Some("") {
         url.set_query(None);
@@ -58,15 +66,17 @@ pub fn site_of(url: &Url) -> String {
     }
 }
 
-/// Whether the host is an onion service name.
+/// Whether the host is an onion service name (valid or not).
 pub fn is_onion(url: &Url) -> bool {
-    url.host_str()
-        .map(|h| {
-            h.trim_end_matches('.')
-                .to_ascii_lowercase()
-                .ends_with(".onion")
-        })
-        .unwrap_or(false)
+    url.host_str().is_some_and(crate::onion::is_onion_host)
+}
+
+/// For an onion URL, whether its address is a valid v3 one (`Ok` for other URLs).
+pub fn check_onion(url: &Url) -> Result<(), crate::onion::OnionError> {
+    match url.host_str() {
+        Some(h) if crate::onion::is_onion_host(h) => crate::onion::parse_onion_host(h).map(|_| ()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +127,12 @@ mod tests {
         assert_eq!(site_of(&u), "abc.onion:8080");
         assert!(is_onion(&u));
         assert!(!is_onion(&Url::parse("http://onion.example/").unwrap()));
+        let dotted = parse_absolute("http://ABC.Onion./x").unwrap();
+        assert_eq!(dotted.as_str(), "http://abc.onion/x");
+        assert_eq!(
+            check_onion(&dotted).unwrap_err(),
+            crate::onion::OnionError::BadLength(3)
+        );
+        assert!(check_onion(&Url::parse("http://example.com/").unwrap()).is_ok());
     }
 }

@@ -127,10 +127,19 @@ pub struct RunArgs {
     /// Stop when every reachable page is crawled and every message processed, then print a summary.
     #[arg(long)]
     pub once: bool,
-    /// How to reach sites. `direct` fetches from this machine without Tor (tests, clearnet paste
-    /// sites) and refuses .onion hosts.
-    #[arg(long, default_value = "direct", value_parser = ["direct"])]
-    pub transport: String,
+    /// How to reach sites: `tor` (default) runs an embedded Tor client (arti) in this
+    /// process, one circuit per site, for onion and clearnet sites alike; `socks5://HOST:PORT`
+    /// goes through a SOCKS5 proxy such as a local tor daemon (names resolved by the proxy,
+    /// one SOCKS identity per site for IsolateSOCKSAuth); `direct` fetches from this machine
+    /// without Tor (tests, local sites) and refuses .onion hosts.
+    #[arg(long, default_value = "tor", value_parser = Transport::parse, verbatim_doc_comment)]
+    pub transport: Transport,
+    /// arti TOML config for the tor transport (`[tor_network]` authorities and fallback caches,
+    /// `[path_rules]`, `[address_filter]`, `[override_net_params]` …), e.g. for a private Tor
+    /// network. Without it the public Tor network is used. State and cache always go under
+    /// DATA_DIR/tor.
+    #[arg(long, value_name = "FILE")]
+    pub tor_config: Option<PathBuf>,
     /// Allow crawling loopback, private and link-local addresses (refused by default).
     #[arg(long)]
     pub allow_private: bool,
@@ -146,6 +155,49 @@ pub struct RunArgs {
     pub amqp: Option<String>,
 }
 
+/// How `leakwatch run` reaches sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Tor,
+    Direct,
+    /// `HOST:PORT` of a SOCKS5 proxy.
+    Socks5(String),
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Result<Transport, String> {
+        match s {
+            "tor" => Ok(Transport::Tor),
+            "direct" => Ok(Transport::Direct),
+            _ => {
+                let Some(addr) = s
+                    .strip_prefix("socks5://")
+                    .or_else(|| s.strip_prefix("socks5h://"))
+                else {
+                    return Err("expected tor, direct or socks5://HOST:PORT".into());
+                };
+                let addr = addr.trim_end_matches('/');
+                match addr.rsplit_once(':') {
+                    Some((host, port))
+                        if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+                    {
+                        Ok(Transport::Socks5(addr.to_string()))
+                    }
+                    _ => Err(format!("expected socks5://HOST:PORT, got {s:?}")),
+                }
+            }
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Transport::Tor => "tor".into(),
+            Transport::Direct => "direct".into(),
+            Transport::Socks5(a) => format!("socks5://{a}"),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     pub query: String,
@@ -153,6 +205,36 @@ pub struct SearchArgs {
     pub json: bool,
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports() {
+        assert_eq!(Transport::parse("tor"), Ok(Transport::Tor));
+        assert_eq!(Transport::parse("direct"), Ok(Transport::Direct));
+        assert_eq!(
+            Transport::parse("socks5://127.0.0.1:9050"),
+            Ok(Transport::Socks5("127.0.0.1:9050".into()))
+        );
+        assert_eq!(
+            Transport::parse("socks5://[::1]:9050/").unwrap().name(),
+            "socks5://[::1]:9050"
+        );
+        for bad in [
+            "",
+            "tor2",
+            "socks5://",
+            "socks5://host",
+            "socks5://h:0",
+            "socks5://h:x",
+            "http://h:1",
+        ] {
+            assert!(Transport::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,8 @@ pub struct Config {
     pub matcher: matcher::MatcherConfig,
     pub indexer: indexer::IndexerConfig,
     pub bus: BusConfig,
+    pub tor: crawler::TorConfig,
+    pub health: crawler::HealthConfig,
 }
 
 /// The `[bus]` table.
@@ -64,6 +66,11 @@ mod tests {
             Config::parse("[crawler]\nwrokers = 3\n").unwrap_err()
         );
         assert!(e.contains("wrokers"), "{e}");
+        let c = Config::parse("[tor]\nbootstrap_timeout_secs = 30\n[health]\ndown_after = 2\n")
+            .unwrap();
+        assert_eq!((c.tor.bootstrap_timeout_secs, c.health.down_after), (30, 2));
+        assert_eq!(c.health.retries, crawler::HealthConfig::default().retries);
+        assert!(Config::parse("[health]\ndownafter = 2\n").is_err());
         let e = format!("{:#}", Config::parse("[crawlr]\n").unwrap_err());
         assert!(e.contains("crawlr"), "{e}");
     }

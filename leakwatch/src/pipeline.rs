@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bus::{AmqpBus, Bus, EmbeddedBus, Stats};
-use crawler::{Crawler, DirectFetcher, Fetcher, Frontier};
+use crawler::tor::TorOptions;
+use crawler::{
+    Crawler, DirectFetcher, Fetcher, Frontier, HealthyFetcher, Socks5Fetcher, TorFetcher,
+};
 use indexer::{AlertStore, Indexer, PageIndex};
 use matcher::{Bank, Matcher, Watchlist};
 use serde::Serialize;
 use url::Url;
 
+use crate::cli::Transport;
 use crate::config::Config;
 
 /// How long roles get to finish in-flight work after a shutdown signal.
@@ -35,8 +39,18 @@ pub struct Summary {
     pub images_skipped: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     pub dead_lettered: u64,
+    /// Crawl time (after Tor bootstrap).
     pub elapsed_secs: f64,
     pub pages_per_sec: f64,
+    /// `tor`, `direct` or `socks5://HOST:PORT`.
+    pub transport: String,
+    /// How long the embedded Tor client took to bootstrap (tor transport only).
+    pub tor_bootstrap_secs: Option<f64>,
+    /// Sites marked down (after repeated failures) when the run ended.
+    pub sites_down: u64,
+    /// Site-health and Tor counters: `site.retries`, `site.marked-down`, `site.recovered`,
+    /// `site.reprobes`, `tor.circuits`, `tor.fresh-isolation`, `frontier.dropped.onion.*`.
+    pub health: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -65,6 +79,16 @@ impl Summary {
         } else {
             println!("errors by kind:");
             for (k, v) in &self.errors {
+                println!("  {k}: {v}");
+            }
+        }
+        match self.tor_bootstrap_secs {
+            Some(b) => println!("transport: {} (bootstrapped in {b:.1}s)", self.transport),
+            None => println!("transport: {}", self.transport),
+        }
+        if !self.health.is_empty() || self.sites_down > 0 {
+            println!("site health: {} sites down", self.sites_down);
+            for (k, v) in &self.health {
                 println!("  {k}: {v}");
             }
         }
@@ -132,6 +156,70 @@ pub struct RunOptions {
     pub roles: Roles,
     /// RabbitMQ URL; `None` = the embedded bus.
     pub amqp: Option<String>,
+    pub transport: Transport,
+    /// arti TOML for the tor transport (a custom network).
+    pub tor_config: Option<std::path::PathBuf>,
+}
+
+/// The crawler's transport, and what the summary needs from it.
+struct TransportHandle {
+    fetcher: Arc<dyn Fetcher>,
+    health: Option<Arc<HealthyFetcher>>,
+    bootstrap: Option<Duration>,
+}
+
+/// Sets up the transport; the tor transport bootstraps here (bounded by `[tor]`).
+async fn open_transport(
+    data_dir: &Path,
+    config: &Config,
+    opts: &RunOptions,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<TransportHandle> {
+    let ua = &config.crawler.user_agent;
+    let (inner, bootstrap): (Arc<dyn Fetcher>, _) = match &opts.transport {
+        Transport::Direct => {
+            let direct = DirectFetcher::new(opts.allow_private, ua)
+                .context("failed to set up the direct transport")?;
+            return Ok(TransportHandle {
+                fetcher: Arc::new(direct),
+                health: None,
+                bootstrap: None,
+            });
+        }
+        Transport::Socks5(proxy) => (
+            Arc::new(
+                Socks5Fetcher::new(proxy, ua).context("failed to set up the SOCKS5 transport")?,
+            ),
+            None,
+        ),
+        Transport::Tor => {
+            let tor = TorFetcher::bootstrap(
+                TorOptions {
+                    config_file: opts.tor_config.clone(),
+                    dir: data_dir.join("tor"),
+                    allow_private: opts.allow_private,
+                    user_agent: ua.clone(),
+                    config: config.tor.clone(),
+                    progress: true,
+                },
+                stats.clone(),
+            )
+            .await
+            .context("failed to start the tor transport")?;
+            let b = tor.bootstrap_time();
+            (Arc::new(tor), Some(b))
+        }
+    };
+    let health = Arc::new(HealthyFetcher::new(
+        inner,
+        config.health.clone(),
+        stats.clone(),
+    ));
+    Ok(TransportHandle {
+        fetcher: health.clone(),
+        health: Some(health),
+        bootstrap,
+    })
 }
 
 /// The bus this process runs on.
@@ -209,6 +297,9 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
     if opts.once && opts.seeds.is_empty() {
         anyhow::bail!("--once needs seeds");
     }
+    if opts.tor_config.is_some() && opts.transport != Transport::Tor {
+        anyhow::bail!("--tor-config is for the tor transport (--transport tor)");
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create data dir {}", data_dir.display()))?;
     let stats = Arc::new(Stats::default());
@@ -221,6 +312,11 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
         ),
     };
     let bus = handle.as_dyn();
+    let transport = if opts.roles.crawler {
+        Some(open_transport(data_dir, config, &opts, &stats).await?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut roles = tokio::task::JoinSet::new();
 
@@ -247,10 +343,10 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
         roles.spawn(async move { matcher.run(bus).await.context("matcher failed") });
     }
     if opts.roles.crawler {
-        let fetcher: Arc<dyn Fetcher> = Arc::new(
-            DirectFetcher::new(opts.allow_private, &config.crawler.user_agent)
-                .context("failed to set up the direct transport")?,
-        );
+        let fetcher = transport
+            .as_ref()
+            .map(|t| t.fetcher.clone())
+            .context("no transport")?;
         let crawler = Arc::new(Crawler::new(config.crawler.clone(), fetcher, stats.clone()));
         let bus = bus.clone();
         roles.spawn(async move { crawler.run(bus).await.context("crawler failed") });
@@ -369,6 +465,25 @@ pub async fn run(data_dir: &Path, config: &Config, opts: RunOptions) -> anyhow::
         } else {
             0.0
         },
+        transport: opts.transport.name(),
+        tor_bootstrap_secs: transport
+            .as_ref()
+            .and_then(|t| t.bootstrap)
+            .map(|d| d.as_secs_f64()),
+        sites_down: transport
+            .as_ref()
+            .and_then(|t| t.health.as_ref())
+            .map(|h| h.sites_down() as u64)
+            .unwrap_or(0),
+        health: stats
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("site.")
+                    || k.starts_with("tor.")
+                    || k.starts_with("frontier.dropped.")
+            })
+            .collect(),
     })
 }
 

@@ -219,6 +219,8 @@ impl Setup {
             "--roles",
             roles,
             "--allow-private",
+            "--transport",
+            "direct",
         ]);
         args.extend_from_slice(extra);
         Proc::start(name, self.dir.path(), &args)

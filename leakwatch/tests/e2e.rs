@@ -76,7 +76,14 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     assert!(bank.len() < n_stolen * 4096, "bank is {} bytes", bank.len());
     leakwatch(&data, &["watchlist", "import", idents.to_str().unwrap()]).await;
 
-    let mut run = vec!["run", "--once", "--allow-private", "--json"];
+    let mut run = vec![
+        "run",
+        "--once",
+        "--transport",
+        "direct",
+        "--allow-private",
+        "--json",
+    ];
     let seeds = tb.seeds();
     for s in &seeds {
         run.extend(["--seed", s.as_str()]);
@@ -227,7 +234,14 @@ async fn retrohunt_finds_past_sightings_and_shared_hashes_match() {
     let stolen = tmp.path().join("stolen");
     tb.write_stolen_set(&stolen).unwrap();
 
-    let mut run = vec!["run", "--once", "--allow-private", "--json"];
+    let mut run = vec![
+        "run",
+        "--once",
+        "--allow-private",
+        "--transport",
+        "direct",
+        "--json",
+    ];
     let seeds = tb.seeds();
     for s in &seeds {
         run.extend(["--seed", s.as_str()]);

@@ -17,7 +17,8 @@ async fn run(data: &Path, args: Vec<String>) -> Value {
     .unwrap();
     let mut cmd = std::process::Command::new(BIN);
     cmd.arg("--data-dir").arg(data).arg("--config").arg(&cfg);
-    cmd.args(["run", "--once", "--json"]).args(&args);
+    cmd.args(["run", "--once", "--transport", "direct", "--json"])
+        .args(&args);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();

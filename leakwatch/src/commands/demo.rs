@@ -56,6 +56,9 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
             progress: pipeline::interactive(),
             roles: pipeline::Roles::ALL,
             amqp: None,
+            // The testbed is on loopback, not behind Tor.
+            transport: crate::cli::Transport::Direct,
+            tor_config: None,
         },
     )
     .await?;

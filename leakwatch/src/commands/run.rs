@@ -31,10 +31,9 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
         .filter(|u| crawler::urls::is_onion(u))
         .map(|u| u.as_str())
         .collect();
-    if !onions.is_empty() {
+    if !onions.is_empty() && args.transport == crate::cli::Transport::Direct {
         eprintln!(
-            "warning: the direct transport refuses .onion hosts (no Tor transport in this build); \
-             these seeds will be counted as fetch.onion-needs-tor errors: {}",
+            "warning: the direct transport refuses .onion hosts (use --transport tor); these seeds will be counted as fetch.onion-needs-tor errors: {}",
             onions.join(" ")
         );
     }
@@ -48,6 +47,8 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
             progress: pipeline::interactive(),
             roles: pipeline::Roles::parse(&args.roles)?,
             amqp: args.amqp.clone(),
+            transport: args.transport.clone(),
+            tor_config: args.tor_config.clone(),
         },
     )
     .await?;
