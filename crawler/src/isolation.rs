@@ -9,10 +9,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Builds the group for a site and generation.
+type MakeGroup<T> = Box<dyn Fn(&str, u64) -> T + Send + Sync>;
+
 /// Hands out one group per site, and a fresh one after repeated failures.
 pub struct IsolationGroups<T> {
     fresh_after: u32,
-    make: Box<dyn Fn(&str, u64) -> T + Send + Sync>,
+    make: MakeGroup<T>,
     sites: Mutex<HashMap<String, Entry<T>>>,
 }
 
