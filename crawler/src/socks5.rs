@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::isolation::IsolationGroups;
 use crate::onion::{is_onion_host, parse_onion_host};
-use crate::transport::{http_get, tls_connector, Fetcher, Limits, RawResponse};
+use crate::transport::{get_over, tls_connector, Fetcher, Limits, RawResponse};
 use crate::urls::site_of;
 use crate::{FetchError, TorFailure};
 
@@ -53,7 +53,6 @@ impl Socks5Fetcher {
     }
 
     async fn exchange(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
-        let host = url.host_str().ok_or(FetchError::BadUrl)?;
         let port = url.port_or_known_default().ok_or(FetchError::BadUrl)?;
         let target = match url.host() {
             Some(url::Host::Ipv4(ip)) => Target::Ip(ip.into()),
@@ -83,18 +82,7 @@ impl Socks5Fetcher {
         )
         .await
         .map_err(|_| FetchError::Timeout)??;
-        if url.scheme() == "https" {
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|_| FetchError::BadUrl)?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| FetchError::Tls(e.to_string()))?;
-            http_get(tls, url, &self.user_agent, limits).await
-        } else {
-            http_get(tcp, url, &self.user_agent, limits).await
-        }
+        get_over(tcp, &self.tls, url, &self.user_agent, limits).await
     }
 }
 

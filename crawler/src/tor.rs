@@ -2,7 +2,7 @@
 //!
 //! One [`TorClient`] is bootstrapped per process and shared by every fetch. Each request opens
 //! a Tor stream ([`DataStream`]) to the site and runs the crawler's bounded HTTP/1.1 exchange
-//! ([`http_get`]) over it, with rustls on top for `https`. Names go to Tor as names: an onion
+//! ([`crate::transport::get_over`]) over it, with rustls on top for `https`. Names go to Tor as names: an onion
 //! address is resolved inside the Tor network and a clearnet name by the exit, so nothing here
 //! touches this machine's DNS.
 //!
@@ -40,7 +40,7 @@ use url::Url;
 
 use crate::isolation::IsolationGroups;
 use crate::onion::{is_onion_host, parse_onion_host};
-use crate::transport::{http_get, tls_connector, Fetcher, Limits, RawResponse};
+use crate::transport::{get_over, tls_connector, Fetcher, Limits, RawResponse};
 use crate::urls::site_of;
 use crate::{FetchError, TorFailure};
 
@@ -298,22 +298,7 @@ impl TorFetcher {
         limits: &Limits,
     ) -> Result<RawResponse, FetchError> {
         let stream = self.open(url, site, limits).await?;
-        if url.scheme() == "https" {
-            let host = url
-                .host_str()
-                .ok_or(FetchError::BadUrl)?
-                .trim_end_matches('.');
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|_| FetchError::BadUrl)?;
-            let tls = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| FetchError::Tls(e.to_string()))?;
-            http_get(tls, url, &self.user_agent, limits).await
-        } else {
-            http_get(stream, url, &self.user_agent, limits).await
-        }
+        get_over(stream, &self.tls, url, &self.user_agent, limits).await
     }
 }
 

@@ -118,19 +118,7 @@ impl Fetcher for DirectFetcher {
                     .map_err(|_| FetchError::Timeout)?
                     .map_err(|e| FetchError::Connect(e.to_string()))?;
             let _ = tcp.set_nodelay(true);
-            if url.scheme() == "https" {
-                let host = url.host_str().ok_or(FetchError::BadUrl)?.to_string();
-                let name = rustls::pki_types::ServerName::try_from(host)
-                    .map_err(|_| FetchError::BadUrl)?;
-                let tls = self
-                    .tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| FetchError::Tls(e.to_string()))?;
-                http_get(tls, url, &self.user_agent, limits).await
-            } else {
-                http_get(tcp, url, &self.user_agent, limits).await
-            }
+            get_over(tcp, &self.tls, url, &self.user_agent, limits).await
         };
         tokio::time::timeout(limits.timeout, work)
             .await
@@ -166,6 +154,34 @@ pub fn request_target(url: &Url) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     }
+}
+
+/// One GET over an open stream: TLS first (rustls, SNI from the URL's host) when the URL is
+/// `https`, then the bounded HTTP/1.1 exchange. Every transport ends here once it has a stream.
+pub async fn get_over<S>(
+    stream: S,
+    tls: &tokio_rustls::TlsConnector,
+    url: &Url,
+    user_agent: &str,
+    limits: &Limits,
+) -> Result<RawResponse, FetchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if url.scheme() != "https" {
+        return http_get(stream, url, user_agent, limits).await;
+    }
+    let host = url
+        .host_str()
+        .ok_or(FetchError::BadUrl)?
+        .trim_end_matches('.');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| FetchError::BadUrl)?;
+    let tls = tls
+        .connect(name, stream)
+        .await
+        .map_err(|e| FetchError::Tls(e.to_string()))?;
+    http_get(tls, url, user_agent, limits).await
 }
 
 /// One HTTP/1.1 GET over an established stream, with bounded headers and body.

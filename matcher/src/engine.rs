@@ -500,18 +500,9 @@ impl Engine {
                     verified: false,
                 },
             };
-            best.entry(fp)
-                .and_modify(|s| {
-                    if (scored.distance, scored.hash_distance) < (s.distance, s.hash_distance) {
-                        *s = scored;
-                    }
-                })
-                .or_insert(scored);
+            keep_best(&mut best, fp, scored);
         }
-        let mut out: Vec<Scored> = best.into_values().collect();
-        out.sort_by_key(|s| (s.distance, s.hash_distance, s.entry));
-        out.truncate(k);
-        out
+        ranked(best, k)
     }
 }
 
@@ -553,23 +544,31 @@ impl Engine {
                             verified: false,
                         },
                     };
-                    best.entry(fp)
-                        .and_modify(|s| {
-                            if (scored.distance, scored.hash_distance)
-                                < (s.distance, s.hash_distance)
-                            {
-                                *s = scored;
-                            }
-                        })
-                        .or_insert(scored);
+                    keep_best(&mut best, fp, scored);
                 }
             }
         }
-        let mut out: Vec<Scored> = best.into_values().collect();
-        out.sort_by_key(|s| (s.distance, s.hash_distance, s.entry));
-        out.truncate(k);
-        out
+        ranked(best, k)
     }
+}
+
+/// Keeps, per fingerprint, the best of its scores (lowest distance, then hash distance).
+fn keep_best(best: &mut std::collections::HashMap<u32, Scored>, fp: u32, scored: Scored) {
+    best.entry(fp)
+        .and_modify(|s| {
+            if (scored.distance, scored.hash_distance) < (s.distance, s.hash_distance) {
+                *s = scored;
+            }
+        })
+        .or_insert(scored);
+}
+
+/// The `k` best fingerprints, best first (ties by bank order).
+fn ranked(best: std::collections::HashMap<u32, Scored>, k: usize) -> Vec<Scored> {
+    let mut out: Vec<Scored> = best.into_values().collect();
+    out.sort_by_key(|s| (s.distance, s.hash_distance, s.entry));
+    out.truncate(k);
+    out
 }
 
 /// `r` in the coordinates of `plane` oriented by `o`.
