@@ -171,17 +171,29 @@ where
     if url.scheme() != "https" {
         return http_get(stream, url, user_agent, limits).await;
     }
+    let tls = tls_wrap(tls, url, stream).await?;
+    http_get(tls, url, user_agent, limits).await
+}
+
+/// TLS over an open stream to `url`'s host (SNI and certificate name from the host, a
+/// trailing dot dropped): for every client in the project that speaks HTTPS.
+pub async fn tls_wrap<S>(
+    tls: &tokio_rustls::TlsConnector,
+    url: &Url,
+    stream: S,
+) -> Result<tokio_rustls::client::TlsStream<S>, FetchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let host = url
         .host_str()
         .ok_or(FetchError::BadUrl)?
         .trim_end_matches('.');
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|_| FetchError::BadUrl)?;
-    let tls = tls
-        .connect(name, stream)
+    tls.connect(name, stream)
         .await
-        .map_err(|e| FetchError::Tls(e.to_string()))?;
-    http_get(tls, url, user_agent, limits).await
+        .map_err(|e| FetchError::Tls(e.to_string()))
 }
 
 /// One HTTP/1.1 GET over an established stream, with bounded headers and body.

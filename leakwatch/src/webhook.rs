@@ -39,13 +39,9 @@ impl WebhookClient {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         if url.scheme() == "https" {
-            let name =
-                rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
+            let tls = crawler::transport::tls_wrap(&self.tls, url, tcp)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?;
+                .map_err(|e| e.to_string())?;
             send(tls, url, body).await
         } else {
             send(tcp, url, body).await

@@ -48,6 +48,22 @@ fn write_config(data: &Path, extra: &str) {
     .unwrap();
 }
 
+/// `run --once` over the loopback testbed from `seeds`, JSON summary.
+fn crawl_args(seeds: &[String]) -> Vec<&str> {
+    let mut run = vec![
+        "run",
+        "--once",
+        "--transport",
+        "direct",
+        "--allow-private",
+        "--json",
+    ];
+    for s in seeds {
+        run.extend(["--seed", s.as_str()]);
+    }
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     let tb = testbed::start(testbed::Config::default()).await.unwrap();
@@ -76,18 +92,8 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     assert!(bank.len() < n_stolen * 4096, "bank is {} bytes", bank.len());
     leakwatch(&data, &["watchlist", "import", idents.to_str().unwrap()]).await;
 
-    let mut run = vec![
-        "run",
-        "--once",
-        "--transport",
-        "direct",
-        "--allow-private",
-        "--json",
-    ];
     let seeds = tb.seeds();
-    for s in &seeds {
-        run.extend(["--seed", s.as_str()]);
-    }
+    let run = crawl_args(&seeds);
     let summary = &json_lines(&leakwatch(&data, &run).await)[0];
     assert_eq!(
         summary["pages"].as_u64().unwrap() as usize,
@@ -234,18 +240,8 @@ async fn retrohunt_finds_past_sightings_and_shared_hashes_match() {
     let stolen = tmp.path().join("stolen");
     tb.write_stolen_set(&stolen).unwrap();
 
-    let mut run = vec![
-        "run",
-        "--once",
-        "--allow-private",
-        "--transport",
-        "direct",
-        "--json",
-    ];
     let seeds = tb.seeds();
-    for s in &seeds {
-        run.extend(["--seed", s.as_str()]);
-    }
+    let run = crawl_args(&seeds);
     let summary = &json_lines(&leakwatch(&data, &run).await)[0];
     assert_eq!(summary["total_alerts"], 0, "{summary}");
     tb.shutdown().await;

@@ -483,22 +483,9 @@ impl Engine {
                         bands: views::overlay_bands(plane, &rect),
                     };
                     let ver = grid::verify(plane, &rect, sig, w, &occ);
-                    let distance = (ver.score * 256.0).round() as u32;
-                    Scored {
-                        entry: i,
-                        distance,
-                        hash_distance: d,
-                        matched: distance <= self.params.threshold,
-                        verified: true,
-                    }
+                    self.decide(i, d, Some(ver.score))
                 }
-                None => Scored {
-                    entry: i,
-                    distance: d,
-                    hash_distance: d,
-                    matched: d <= self.params.hash_threshold,
-                    verified: false,
-                },
+                None => self.decide(i, d, None),
             };
             keep_best(&mut best, fp, scored);
         }
@@ -507,6 +494,30 @@ impl Engine {
 }
 
 impl Engine {
+    /// The decision for fingerprint `entry` retrieved at hash distance `d`: by its verified
+    /// score (0–1, scaled to 0–256) when it has a signature, by `d` alone when it has none.
+    fn decide(&self, entry: usize, d: u32, verified: Option<f32>) -> Scored {
+        match verified {
+            Some(score) => {
+                let distance = (score * 256.0).round() as u32;
+                Scored {
+                    entry,
+                    distance,
+                    hash_distance: d,
+                    matched: distance <= self.params.threshold,
+                    verified: true,
+                }
+            }
+            None => Scored {
+                entry,
+                distance: d,
+                hash_distance: d,
+                matched: d <= self.params.hash_threshold,
+                verified: false,
+            },
+        }
+    }
+
     /// Scores views recorded with an earlier sighting (see [`RecordedView`]) against the
     /// bank: retrieval as for a live image (whole and centre regions, as recorded and
     /// mirrored), verification on the recorded framing only.
@@ -527,22 +538,9 @@ impl Engine {
                             } else {
                                 v.signature.clone()
                             };
-                            let distance = (grid::compare(&found, own, w) * 256.0).round() as u32;
-                            Scored {
-                                entry: i,
-                                distance,
-                                hash_distance: d,
-                                matched: distance <= self.params.threshold,
-                                verified: true,
-                            }
+                            self.decide(i, d, Some(grid::compare(&found, own, w)))
                         }
-                        _ => Scored {
-                            entry: i,
-                            distance: d,
-                            hash_distance: d,
-                            matched: d <= self.params.hash_threshold,
-                            verified: false,
-                        },
+                        _ => self.decide(i, d, None),
                     };
                     keep_best(&mut best, fp, scored);
                 }
