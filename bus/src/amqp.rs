@@ -163,24 +163,6 @@ impl AmqpBus {
         }
     }
 
-    /// Stops every consumer of this bus: `next()` returns `None` from now on. Deliveries
-    /// already handed out can still be settled.
-    pub fn close(&self) {
-        self.shared.closed.send_replace(true);
-    }
-
-    /// Closes the connection after [`AmqpBus::close`] and after in-flight work is settled.
-    pub async fn disconnect(&self) {
-        let connection = self.connection();
-        let close = connection.close(200, "bye".into());
-        let _ = tokio::time::timeout(SETTLE_TIMEOUT, close).await;
-    }
-
-    /// Deliveries handed to this process's consumers and not yet settled.
-    pub fn in_flight(&self) -> u64 {
-        self.shared.in_flight.load(Ordering::SeqCst)
-    }
-
     /// Ready messages and consumers of every leakwatch queue and dead-letter queue.
     pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
         let ch = self.connection().create_channel().await.map_err(broker)?;
@@ -263,11 +245,6 @@ impl AmqpBus {
         .await
         .map_err(broker)?;
         self.consumer_on(ch, &name, prefetch).await
-    }
-
-    /// The reason the connection was given up, if it was.
-    pub fn failure(&self) -> Option<String> {
-        self.shared.failure.lock().ok().and_then(|f| f.clone())
     }
 
     async fn consumer_on(
@@ -534,8 +511,58 @@ impl Bus for AmqpBus {
         self.consumer_on(ch, queue, prefetch).await
     }
 
+    /// The reason the connection was given up, if it was.
     fn failure(&self) -> Option<String> {
-        AmqpBus::failure(self)
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn close(&self) {
+        self.shared.closed.send_replace(true);
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// No ready message in any (non dead-letter) queue and nothing in flight here, three
+    /// times in a row a quarter second apart.
+    async fn wait_idle(&self) -> Result<(), BusError> {
+        let mut quiet = 0;
+        while quiet < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let ready: u32 = self
+                .queue_depths()
+                .await?
+                .iter()
+                .filter(|d| !d.queue.ends_with(".dlq"))
+                .map(|d| d.messages)
+                .sum();
+            quiet = if ready == 0 && self.in_flight() == 0 {
+                quiet + 1
+            } else {
+                0
+            };
+        }
+        Ok(())
+    }
+
+    /// Messages waiting in the dead-letter queues (bounded to a few seconds).
+    async fn dead_lettered(&self) -> Result<u64, BusError> {
+        let depths = tokio::time::timeout(SETTLE_TIMEOUT, self.queue_depths())
+            .await
+            .map_err(|_| BusError::Broker("timed out listing queue depths".into()))??;
+        Ok(depths
+            .iter()
+            .filter(|q| q.queue.ends_with(".dlq"))
+            .map(|q| q.messages as u64)
+            .sum())
+    }
+
+    /// Closes the connection after [`Bus::close`] and after in-flight work is settled.
+    async fn disconnect(&self) {
+        let connection = self.connection();
+        let close = connection.close(200, "bye".into());
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, close).await;
     }
 }
 

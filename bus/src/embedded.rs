@@ -3,7 +3,7 @@
 //!
 //! Each queue is an unbounded channel shared by its consumers. The bus counts outstanding
 //! deliveries (published, not yet settled) so a caller can wait until the whole pipeline has
-//! settled ([`EmbeddedBus::wait_idle`]). A delivery dropped unsettled is requeued; one
+//! settled ([`Bus::wait_idle`]). A delivery dropped unsettled is requeued; one
 //! redelivered more than the delivery limit is dead-lettered and counted.
 
 use std::collections::HashMap;
@@ -81,18 +81,6 @@ impl EmbeddedBus {
         *self.inner.outstanding.borrow()
     }
 
-    /// Waits until no delivery is outstanding.
-    pub async fn wait_idle(&self) {
-        let mut rx = self.inner.outstanding.subscribe();
-        // The sender lives as long as `self`, so this cannot fail.
-        let _ = rx.wait_for(|n| *n == 0).await;
-    }
-
-    /// Messages dead-lettered so far.
-    pub fn dead_lettered(&self) -> u64 {
-        self.inner.dead_lettered.load(Ordering::Relaxed)
-    }
-
     /// The dead-lettered messages with their queue, for inspection.
     pub fn dead_letters(&self) -> Vec<(String, Vec<u8>)> {
         self.inner
@@ -100,11 +88,6 @@ impl EmbeddedBus {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()
-    }
-
-    /// Closes the bus: consumers see the end of their stream, publishes fail.
-    pub fn close(&self) {
-        self.inner.closed.send_replace(true);
     }
 
     fn enqueue(&self, queue: &str, env: Envelope) -> Result<(), BusError> {
@@ -184,6 +167,27 @@ impl Bus for EmbeddedBus {
             rx: q.rx.clone(),
             closed: self.inner.closed.subscribe(),
         }))
+    }
+
+    /// Closes the bus: consumers see the end of their stream, publishes fail.
+    fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.outstanding()
+    }
+
+    /// Waits until no delivery is outstanding.
+    async fn wait_idle(&self) -> Result<(), BusError> {
+        let mut rx = self.inner.outstanding.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|n| *n == 0).await;
+        Ok(())
+    }
+
+    async fn dead_lettered(&self) -> Result<u64, BusError> {
+        Ok(self.inner.dead_lettered.load(Ordering::Relaxed))
     }
 }
 
@@ -328,7 +332,7 @@ mod tests {
         let d = c.next().await.unwrap();
         assert_eq!(d.redeliveries, 2);
         d.nack(true).await.unwrap();
-        assert_eq!(bus.dead_lettered(), 1);
+        assert_eq!(bus.dead_lettered().await.unwrap(), 1);
         assert_eq!(bus.outstanding(), 0);
         assert_eq!(bus.dead_letters()[0].1, b"poison");
     }
@@ -350,6 +354,7 @@ mod tests {
         d.ack().await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), idle)
             .await
+            .unwrap()
             .unwrap()
             .unwrap();
         bus.close();

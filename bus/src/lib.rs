@@ -14,6 +14,7 @@
 //! - a message nacked more often than the delivery limit is dead-lettered instead of looping.
 
 pub mod amqp;
+pub mod consumer;
 pub mod embedded;
 
 use async_trait::async_trait;
@@ -56,6 +57,25 @@ pub trait Bus: Send + Sync + 'static {
     fn failure(&self) -> Option<String> {
         None
     }
+
+    /// Stops every consumer of this bus: `next()` returns `None` from now on. Deliveries
+    /// already handed out can still be settled, and publishing may still work.
+    fn close(&self);
+
+    /// Deliveries handed to this process's consumers (embedded: published anywhere in the
+    /// process) and not yet settled.
+    fn in_flight(&self) -> u64;
+
+    /// Waits until every message is processed: nothing queued and nothing in flight. On a
+    /// broker this is only meaningful when every role runs in this process.
+    async fn wait_idle(&self) -> Result<(), BusError>;
+
+    /// Messages dead-lettered so far (embedded: by this process; broker: waiting in the
+    /// dead-letter queues).
+    async fn dead_lettered(&self) -> Result<u64, BusError>;
+
+    /// Releases the connection after [`Bus::close`] once in-flight work is settled.
+    async fn disconnect(&self) {}
 }
 
 /// A stream of deliveries from one queue.
@@ -129,4 +149,5 @@ pub async fn send_to_queue<M: schema::Message>(
 }
 
 pub mod stats;
-pub use stats::Stats;
+pub use consumer::{serve, Consumers, Handled, Handler};
+pub use stats::{Counter, Stats};

@@ -1,10 +1,145 @@
 //! Counters shared by the roles of one process: pages, images, alerts and errors by kind.
 //!
-//! The run summary and progress lines read them. Names are low-cardinality (`error.<kind>`,
-//! never a URL) so they can become metric labels later.
+//! The run summary, progress lines and (later) a metrics endpoint read them. Every name is
+//! typed: a fixed [`Counter`], or a [`Family`] plus a low-cardinality kind that comes from an
+//! error enum's `kind()` or from [`kinds`] (never a URL), so they can become metric labels.
+//! The stored key is `name` for a counter and `family.kind` for a family member.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+/// One fixed counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    /// Pages fetched and published by crawlers.
+    Pages,
+    /// Images fetched (or read from data URIs) and published by crawlers.
+    Images,
+    /// Images the matcher decoded and hashed.
+    ImagesHashed,
+    /// Alerts the matcher published (before dedupe).
+    AlertsRaised,
+    /// Alerts stored for the first time by the indexer.
+    AlertsNew,
+    /// Alerts the indexer already had (raised again).
+    AlertsDuplicate,
+    IndexedPages,
+    IndexedImages,
+    IndexerCommits,
+    /// Responses that were neither a page nor an image.
+    CrawlerSkippedContent,
+    FrontierTooDeep,
+    FrontierOutOfScope,
+    FrontierSitePageCap,
+    SiteRetries,
+    SiteMarkedDown,
+    SiteRecovered,
+    SiteReprobes,
+    TorCircuits,
+    TorFreshIsolation,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 19] = [
+        Counter::Pages,
+        Counter::Images,
+        Counter::ImagesHashed,
+        Counter::AlertsRaised,
+        Counter::AlertsNew,
+        Counter::AlertsDuplicate,
+        Counter::IndexedPages,
+        Counter::IndexedImages,
+        Counter::IndexerCommits,
+        Counter::CrawlerSkippedContent,
+        Counter::FrontierTooDeep,
+        Counter::FrontierOutOfScope,
+        Counter::FrontierSitePageCap,
+        Counter::SiteRetries,
+        Counter::SiteMarkedDown,
+        Counter::SiteRecovered,
+        Counter::SiteReprobes,
+        Counter::TorCircuits,
+        Counter::TorFreshIsolation,
+    ];
+
+    /// The counter's stable name (summary keys, metric names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Pages => "pages",
+            Counter::Images => "images",
+            Counter::ImagesHashed => "images.hashed",
+            Counter::AlertsRaised => "alerts.raised",
+            Counter::AlertsNew => "alerts",
+            Counter::AlertsDuplicate => "alerts.duplicate",
+            Counter::IndexedPages => "indexed.pages",
+            Counter::IndexedImages => "indexed.images",
+            Counter::IndexerCommits => "indexer.commits",
+            Counter::CrawlerSkippedContent => "crawler.skipped-content",
+            Counter::FrontierTooDeep => "frontier.too-deep",
+            Counter::FrontierOutOfScope => "frontier.out-of-scope",
+            Counter::FrontierSitePageCap => "frontier.site-page-cap",
+            Counter::SiteRetries => "site.retries",
+            Counter::SiteMarkedDown => "site.marked-down",
+            Counter::SiteRecovered => "site.recovered",
+            Counter::SiteReprobes => "site.reprobes",
+            Counter::TorCircuits => "tor.circuits",
+            Counter::TorFreshIsolation => "tor.fresh-isolation",
+        }
+    }
+
+    /// Site-health and Tor counters (the summary's `health` table).
+    pub fn is_health(self) -> bool {
+        matches!(
+            self,
+            Counter::SiteRetries
+                | Counter::SiteMarkedDown
+                | Counter::SiteRecovered
+                | Counter::SiteReprobes
+                | Counter::TorCircuits
+                | Counter::TorFreshIsolation
+        )
+    }
+}
+
+/// A counter per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Failures by kind (`fetch.timeout`, `bus.undecodable` …).
+    Error,
+    /// Images not matched by design (`image.too-small`, `image.low-quality`).
+    Skipped,
+    /// Links the frontier dropped, by reason (`onion.bad-checksum` …).
+    FrontierDropped,
+}
+
+impl Family {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Error => "error",
+            Family::Skipped => "skipped",
+            Family::FrontierDropped => "frontier.dropped",
+        }
+    }
+}
+
+/// Error kinds that no error enum names (the others come from `FetchError::kind()`,
+/// `ImageError::kind()` …).
+pub mod kinds {
+    /// A bus message that does not decode as its queue's type (dead-lettered at once).
+    pub const BUS_UNDECODABLE: &str = "bus.undecodable";
+    /// An image whose bytes end before the format says they should.
+    pub const IMAGE_TRUNCATED: &str = "image.truncated";
+    /// Image decoding or hashing panicked (contained on the blocking pool).
+    pub const IMAGE_PANIC: &str = "image.panic";
+    /// HTML extraction panicked (contained on the blocking pool).
+    pub const EXTRACT_PANIC: &str = "extract.panic";
+    /// A `data:` image URI that does not decode.
+    pub const EXTRACT_BAD_DATA_URI: &str = "extract.bad-data-uri";
+    /// HTML nested deeper than the extraction bound.
+    pub const HTML_TOO_DEEP: &str = "html.too-deep";
+    /// HTML whose encoding was neither declared nor UTF-8.
+    pub const HTML_UNDECLARED_ENCODING: &str = "html.undeclared-encoding";
+}
 
 /// A set of named counters.
 #[derive(Debug, Default)]
@@ -13,51 +148,94 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn add(&self, name: &str, n: u64) {
+    fn add_key(&self, key: &str, n: u64) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.entry(name.to_string()).or_default() += n;
+            match c.get_mut(key) {
+                Some(v) => *v += n,
+                None => {
+                    c.insert(key.to_string(), n);
+                }
+            }
         }
     }
 
-    pub fn incr(&self, name: &str) {
-        self.add(name, 1);
+    fn get_key(&self, key: &str) -> u64 {
+        self.counters
+            .lock()
+            .map(|c| c.get(key).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.add_key(counter.name(), n);
+    }
+
+    pub fn incr(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.get_key(counter.name())
+    }
+
+    /// Counts one of `kind` in `family`.
+    pub fn incr_kind(&self, family: Family, kind: &str) {
+        self.add_key(&format!("{}.{kind}", family.prefix()), 1);
     }
 
     /// Counts one error of `kind` (e.g. `fetch.timeout`).
     pub fn error(&self, kind: &str) {
-        self.add(&format!("error.{kind}"), 1);
+        self.incr_kind(Family::Error, kind);
     }
 
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters
-            .lock()
-            .map(|c| c.get(name).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+    /// One family's counters by kind (without the prefix).
+    pub fn by_kind(&self, family: Family) -> BTreeMap<String, u64> {
+        let prefix = format!("{}.", family.prefix());
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v)))
+            .collect()
     }
 
     /// Errors by kind (without the `error.` prefix).
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        self.snapshot()
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("error.").map(|k| (k.to_string(), v)))
-            .collect()
+        self.by_kind(Family::Error)
+    }
+
+    /// Every counter by stored key: what an exporter publishes.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn counts_and_errors() {
-        let s = super::Stats::default();
-        s.incr("pages");
-        s.add("pages", 2);
+    fn counts_and_families() {
+        let s = Stats::default();
+        s.incr(Counter::Pages);
+        s.add(Counter::Pages, 2);
         s.error("fetch.timeout");
-        assert_eq!(s.get("pages"), 3);
+        s.incr_kind(Family::FrontierDropped, "onion.bad-checksum");
+        assert_eq!(s.get(Counter::Pages), 3);
         assert_eq!(s.errors().get("fetch.timeout"), Some(&1));
-        assert_eq!(s.get("missing"), 0);
+        assert_eq!(
+            s.by_kind(Family::FrontierDropped).get("onion.bad-checksum"),
+            Some(&1)
+        );
+        assert!(s.by_kind(Family::Skipped).is_empty());
+        assert_eq!(s.get(Counter::Images), 0);
+        assert_eq!(
+            s.snapshot().get("frontier.dropped.onion.bad-checksum"),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        let names: std::collections::HashSet<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Counter::ALL.len());
     }
 }

@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use bus::{Bus, BusError, Stats};
+use async_trait::async_trait;
+use bus::stats::Family;
+use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
 use schema::{CrawlRequest, Discovered, Message, ResourceKind};
 use url::Url;
@@ -93,7 +95,7 @@ impl Frontier {
             };
             if let Err(e) = check_onion(&u) {
                 // A mangled or obsolete onion link: dropped, with its reason counted.
-                self.stats.incr(&format!("frontier.dropped.{}", e.kind()));
+                self.stats.incr_kind(Family::FrontierDropped, e.kind());
                 continue;
             }
             if self.admit(&u, kind, depth) {
@@ -109,26 +111,13 @@ impl Frontier {
 
     /// Consumes discovery reports until the bus closes.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
-        let mut consumer = bus
-            .consume(CRAWL_DISCOVERED, self.config.frontier_prefetch)
-            .await?;
-        while let Some(delivery) = consumer.next().await {
-            match Discovered::decode(&delivery.payload) {
-                Ok(d) => match self.handle(bus.as_ref(), &d).await {
-                    Ok(()) => delivery.ack().await?,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "frontier could not publish, requeueing");
-                        delivery.nack(true).await?;
-                    }
-                },
-                Err(e) => {
-                    self.stats.error("bus.undecodable");
-                    tracing::warn!(error = %e, "undecodable discovery report");
-                    delivery.nack(false).await?;
-                }
-            }
-        }
-        Ok(())
+        let consumers = Consumers {
+            queue: CRAWL_DISCOVERED,
+            prefetch: self.config.frontier_prefetch,
+            workers: 1,
+        };
+        let stats = self.stats.clone();
+        bus::serve::<Discovered, _>(bus, consumers, stats, self).await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -141,7 +130,7 @@ impl Frontier {
         let mut st = self.lock();
         if kind == ResourceKind::Page {
             if depth > self.config.max_depth {
-                self.stats.incr("frontier.too-deep");
+                self.stats.incr(Counter::FrontierTooDeep);
                 return false;
             }
             let in_scope = st.seed_sites.contains(&site)
@@ -151,7 +140,7 @@ impl Frontier {
                     Follow::All => true,
                 };
             if !in_scope {
-                self.stats.incr("frontier.out-of-scope");
+                self.stats.incr(Counter::FrontierOutOfScope);
                 return false;
             }
         }
@@ -161,7 +150,7 @@ impl Frontier {
         if kind == ResourceKind::Page {
             let count = st.pages_per_site.entry(site).or_default();
             if *count >= self.config.max_pages_per_site {
-                self.stats.incr("frontier.site-page-cap");
+                self.stats.incr(Counter::FrontierSitePageCap);
                 return false;
             }
             *count += 1;
@@ -196,6 +185,14 @@ impl Frontier {
             referrer: referrer.map(str::to_string),
         };
         bus.publish("", CRAWL_REQUESTS, req.encode()).await
+    }
+}
+
+#[async_trait]
+impl Handler<Discovered> for Frontier {
+    async fn handle(&self, bus: &dyn Bus, d: Discovered) -> Result<Handled, BusError> {
+        Frontier::handle(self, bus, &d).await?;
+        Ok(Handled::Done)
     }
 }
 
@@ -267,8 +264,9 @@ mod tests {
                 ("http://cdn.test/i.png".into(), ResourceKind::Image),
             ]
         );
-        assert_eq!(stats.get("frontier.dropped.onion.bad-checksum"), 1);
-        assert_eq!(stats.get("frontier.dropped.onion.v2-obsolete"), 1);
+        let dropped = stats.by_kind(Family::FrontierDropped);
+        assert_eq!(dropped.get("onion.bad-checksum"), Some(&1));
+        assert_eq!(dropped.get("onion.v2-obsolete"), Some(&1));
         assert!(Frontier::parse_seeds(&["not a url".into()]).is_err());
         let e = Frontier::parse_seeds(&["http://abcdefghijklmnop.onion/".into()]).unwrap_err();
         assert!(e.to_string().contains("obsolete"), "{e}");

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bus::Stats;
+use bus::{Counter, Stats};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
@@ -145,7 +145,7 @@ impl HealthyFetcher {
             Some(t) if t > now => false,
             Some(_) => {
                 st.down_until = Some(now + Duration::from_secs(self.config.reprobe_secs));
-                self.stats.incr("site.reprobes");
+                self.stats.incr(Counter::SiteReprobes);
                 true
             }
             None => true,
@@ -156,7 +156,7 @@ impl HealthyFetcher {
         let mut sites = self.lock();
         if let Some(st) = sites.get_mut(site) {
             if st.down_until.take().is_some() {
-                self.stats.incr("site.recovered");
+                self.stats.incr(Counter::SiteRecovered);
                 tracing::info!(site, "site is back up");
             }
             st.consecutive_failures = 0;
@@ -169,7 +169,7 @@ impl HealthyFetcher {
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
         if st.consecutive_failures >= self.config.down_after.max(1) && st.down_until.is_none() {
             st.down_until = Some(Instant::now() + Duration::from_secs(self.config.reprobe_secs));
-            self.stats.incr("site.marked-down");
+            self.stats.incr(Counter::SiteMarkedDown);
             tracing::warn!(
                 site,
                 failures = st.consecutive_failures,
@@ -200,7 +200,7 @@ impl Fetcher for HealthyFetcher {
                         return Err(e);
                     }
                     let delay = self.config.backoff(attempt, self.jitter());
-                    self.stats.incr("site.retries");
+                    self.stats.incr(Counter::SiteRetries);
                     tracing::debug!(url = %url, error = %e, attempt, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -283,7 +283,7 @@ mod tests {
         let start = Instant::now();
         assert_eq!(h.get(&u, &Limits::default()).await.unwrap().status, 200);
         assert_eq!(inner.calls.load(Ordering::SeqCst), 3);
-        assert_eq!(stats.get("site.retries"), 2);
+        assert_eq!(stats.get(Counter::SiteRetries), 2);
         // Two backoffs: at least 0.5 s + 1 s with the smallest jitter.
         assert!(start.elapsed() >= Duration::from_millis(1500));
         assert_eq!(h.sites_down(), 0);
@@ -300,7 +300,7 @@ mod tests {
             assert!(h.get(&u, &Limits::default()).await.is_err());
         }
         assert_eq!(inner.calls.load(Ordering::SeqCst), 6);
-        assert_eq!(stats.get("site.marked-down"), 1);
+        assert_eq!(stats.get(Counter::SiteMarkedDown), 1);
         assert_eq!(h.sites_down(), 1);
         // Down: refused without touching the network.
         let e = h.get(&u, &Limits::default()).await.unwrap_err();
@@ -311,7 +311,7 @@ mod tests {
         // After the re-probe time one request goes out and brings the site back.
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(h.get(&u, &Limits::default()).await.is_ok());
-        assert_eq!(stats.get("site.recovered"), 1);
+        assert_eq!(stats.get(Counter::SiteRecovered), 1);
         assert_eq!(h.sites_down(), 0);
     }
 
@@ -328,6 +328,6 @@ mod tests {
             ));
         }
         assert_eq!(inner.calls.load(Ordering::SeqCst), 5);
-        assert_eq!((stats.get("site.retries"), h.sites_down()), (0, 0));
+        assert_eq!((stats.get(Counter::SiteRetries), h.sites_down()), (0, 0));
     }
 }

@@ -31,7 +31,7 @@ use arti_client::{
     StreamPrefs, TorAddr, TorClient, TorClientConfig,
 };
 use async_trait::async_trait;
-use bus::Stats;
+use bus::{Counter, Stats};
 use futures_lite::StreamExt;
 use serde::{Deserialize, Serialize};
 use tor_proto::client::stream::ClientStreamCtrl;
@@ -282,7 +282,7 @@ impl TorFetcher {
             .map(|mut c| c.len() < 100_000 && c.insert((site.to_string(), id.clone())))
             .unwrap_or(false);
         if new {
-            self.stats.incr("tor.circuits");
+            self.stats.incr(Counter::TorCircuits);
             let last_hop = match tunnel.last_hop_info() {
                 Ok(Some(t)) => t.to_string(),
                 _ => "-".to_string(),
@@ -361,7 +361,7 @@ impl Fetcher for TorFetcher {
             Err(FetchError::Timeout | FetchError::Connect(_) | FetchError::Tor { .. })
         );
         if self.groups.record(&site, !transport_failed) {
-            self.stats.incr("tor.fresh-isolation");
+            self.stats.incr(Counter::TorFreshIsolation);
             tracing::info!(target: "leakwatch::tor", site = ?site, "repeated failures: new circuit for this site");
         }
         r

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Bus, BusError, Delivery, Stats};
+use async_trait::async_trait;
+use bus::stats::kinds;
+use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS, IMAGES, PAGES_EXCHANGE};
 use schema::{CrawlRequest, Discovered, FetchedImage, FetchedPage, Message, ResourceKind};
 use url::Url;
@@ -44,49 +46,13 @@ impl Crawler {
 
     /// Runs `config.workers` concurrent workers until the bus closes.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.config.workers.max(1) {
-            let consumer = bus.consume(CRAWL_REQUESTS, self.config.prefetch).await?;
-            let me = self.clone();
-            let bus = bus.clone();
-            tasks.spawn(async move { me.worker(bus, consumer).await });
-        }
-        let mut result = Ok(());
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(Err(e)) = r {
-                result = Err(e);
-            }
-        }
-        result
-    }
-
-    async fn worker(
-        &self,
-        bus: Arc<dyn Bus>,
-        mut consumer: Box<dyn bus::Consumer>,
-    ) -> Result<(), BusError> {
-        while let Some(delivery) = consumer.next().await {
-            self.settle(bus.as_ref(), delivery).await?;
-        }
-        Ok(())
-    }
-
-    async fn settle(&self, bus: &dyn Bus, delivery: Delivery) -> Result<(), BusError> {
-        let req = match CrawlRequest::decode(&delivery.payload) {
-            Ok(r) => r,
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable crawl request");
-                return delivery.nack(false).await;
-            }
+        let consumers = Consumers {
+            queue: CRAWL_REQUESTS,
+            prefetch: self.config.prefetch,
+            workers: self.config.workers,
         };
-        match self.handle(bus, &req).await {
-            Ok(()) => delivery.ack().await,
-            Err(e) => {
-                tracing::warn!(url = %req.url, error = %e, "could not publish results, requeueing");
-                delivery.nack(true).await
-            }
-        }
+        let stats = self.stats.clone();
+        bus::serve::<CrawlRequest, _>(bus, consumers, stats, self).await
     }
 
     /// Fetches one request and publishes its results. Fetch failures are counted and settled
@@ -125,7 +91,7 @@ impl Crawler {
                 Ok(())
             }
             (ResourceKind::Page, _) => {
-                self.stats.incr("crawler.skipped-content");
+                self.stats.incr(Counter::CrawlerSkippedContent);
                 Ok(())
             }
         }
@@ -147,7 +113,7 @@ impl Crawler {
             bytes: body.clone(),
         };
         bus.publish("", IMAGES, img.encode()).await?;
-        self.stats.incr("images");
+        self.stats.incr(Counter::Images);
         Ok(())
     }
 
@@ -173,14 +139,14 @@ impl Crawler {
         })
         .await;
         let Ok((extracted, guessed_encoding)) = parsed else {
-            self.stats.error("extract.panic");
+            self.stats.error(kinds::EXTRACT_PANIC);
             return Ok(());
         };
         if extracted.truncated_nesting {
-            self.stats.error("html.too-deep");
+            self.stats.error(kinds::HTML_TOO_DEEP);
         }
         if guessed_encoding {
-            self.stats.error("html.undeclared-encoding");
+            self.stats.error(kinds::HTML_UNDECLARED_ENCODING);
         }
         let now = schema::now_rfc3339();
         let page = FetchedPage {
@@ -196,7 +162,7 @@ impl Crawler {
         };
         for inline in &extracted.inline_images {
             if !image_magic(&inline.bytes) {
-                self.stats.error("extract.bad-data-uri");
+                self.stats.error(kinds::EXTRACT_BAD_DATA_URI);
                 continue;
             }
             let sha = schema::sha256_hex(&inline.bytes);
@@ -209,7 +175,7 @@ impl Crawler {
                 bytes: inline.bytes.clone(),
             };
             bus.publish("", IMAGES, img.encode()).await?;
-            self.stats.incr("images");
+            self.stats.incr(Counter::Images);
         }
         let discovered = Discovered {
             from: page.url.clone(),
@@ -220,7 +186,17 @@ impl Crawler {
         bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
         bus.publish("", CRAWL_DISCOVERED, discovered.encode())
             .await?;
-        self.stats.incr("pages");
+        self.stats.incr(Counter::Pages);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Handler<CrawlRequest> for Crawler {
+    /// Fetch failures are counted and settled in [`Crawler::handle`]; only a bus failure
+    /// (the request is then retried) is an error.
+    async fn handle(&self, bus: &dyn Bus, req: CrawlRequest) -> Result<Handled, BusError> {
+        Crawler::handle(self, bus, &req).await?;
+        Ok(Handled::Done)
     }
 }

@@ -15,7 +15,7 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, T
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use schema::{FetchedPage, ImageVerdict};
+use schema::{FetchedPage, ImageHash, ImageVerdict};
 
 use crate::IndexError;
 
@@ -73,7 +73,8 @@ pub struct SearchHit {
 pub struct ImageSighting {
     pub url: String,
     pub page_url: String,
-    pub hashes: Vec<String>,
+    /// The hashes the matcher recorded, as they came in the verdict.
+    pub hashes: Vec<ImageHash>,
 }
 
 /// The index in a data dir.
@@ -157,7 +158,7 @@ impl PageIndex {
             f.sha256 => v.sha256.as_str(),
         );
         for h in &v.hashes {
-            d.add_text(f.image_hash, format!("{}:{}", h.algorithm, h.hex));
+            d.add_text(f.image_hash, stored_hash(h));
         }
         for l in &v.matched {
             d.add_text(f.labels, l);
@@ -255,12 +256,27 @@ impl PageIndex {
                 page_url: get(f.page_url),
                 hashes: d
                     .get_all(f.image_hash)
-                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .filter_map(|v| v.as_str().and_then(parse_stored_hash))
                     .collect(),
             });
         }
         Ok(out)
     }
+}
+
+/// How a hash is kept in the index: `ALGORITHM:HEX`, one term, so an analyst can search
+/// for a hash (algorithm names contain no `:`).
+fn stored_hash(h: &ImageHash) -> String {
+    format!("{}:{}", h.algorithm, h.hex)
+}
+
+/// The inverse of [`stored_hash`].
+fn parse_stored_hash(s: &str) -> Option<ImageHash> {
+    let (algorithm, hex) = s.split_once(':')?;
+    Some(ImageHash {
+        algorithm: algorithm.to_string(),
+        hex: hex.to_string(),
+    })
 }
 
 /// Escapes text for HTML.

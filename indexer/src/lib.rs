@@ -3,23 +3,21 @@
 //! - [`index`]: the Tantivy schema (pages and image sightings), upsert by URL, search with
 //!   highlighted snippets. Readers in other processes (`leakwatch search`) open the same
 //!   directory while the writer runs.
-//! - [`alerts`]: the alert store, an append-only JSON-lines file deduplicated by alert id, so
-//!   re-crawling never duplicates an alert.
+//! - the alert store it writes lives in the `alerts` crate (one place for building, storing
+//!   and following alerts).
 //! - [`role`]: the indexer role. It acks page and verdict messages only after the commit that
 //!   made them durable; the commit policy (every N documents or T milliseconds) bounds what a
 //!   crash can lose to what was never acked, which the bus redelivers.
 
-pub mod alerts;
 pub mod index;
 pub mod role;
 
 use serde::{Deserialize, Serialize};
 
-pub use alerts::AlertStore;
-pub use index::{PageIndex, SearchHit};
+pub use index::{ImageSighting, PageIndex, SearchHit};
 pub use role::Indexer;
 
-/// Errors of the index and alert store.
+/// Errors of the index.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index error: {0}")]

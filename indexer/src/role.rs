@@ -9,12 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Bus, BusError, Delivery, Stats};
+use alerts::{AlertStore, StoreError};
+use bus::consumer::decode;
+use bus::{Bus, BusError, Counter, Delivery, Stats};
 use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
 use schema::{Alert, Message};
 use tantivy::IndexWriter;
 
-use crate::{AlertStore, IndexError, IndexerConfig, PageIndex};
+use crate::{IndexError, IndexerConfig, PageIndex};
 
 /// Why the indexer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum IndexerError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Alerts(#[from] StoreError),
 }
 
 /// The indexer role of one process.
@@ -101,7 +105,8 @@ impl Indexer {
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        self.on_document(w, d, pending, "indexed.pages", PageIndex::upsert_page)
+        let what = (PAGES_FOR_INDEXER, Counter::IndexedPages);
+        self.on_document(w, d, pending, what, PageIndex::upsert_page)
             .await
     }
 
@@ -111,7 +116,8 @@ impl Indexer {
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        self.on_document(w, d, pending, "indexed.images", PageIndex::upsert_image)
+        let what = (VERDICTS, Counter::IndexedImages);
+        self.on_document(w, d, pending, what, PageIndex::upsert_image)
             .await
     }
 
@@ -122,42 +128,30 @@ impl Indexer {
         w: Option<&IndexWriter>,
         d: Delivery,
         pending: &mut Vec<Delivery>,
-        counter: &str,
+        (queue, counter): (&'static str, Counter),
         upsert: fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
     ) -> Result<(), IndexerError> {
-        match M::decode(&d.payload) {
-            Ok(m) => {
-                if let Some(w) = w {
-                    upsert(&self.index, w, &m)?;
-                }
-                self.stats.incr(counter);
-                pending.push(d);
-            }
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, counter, "undecodable message");
-                d.nack(false).await?;
-            }
+        let Some((m, d)) = decode::<M>(d, &self.stats, queue).await? else {
+            return Ok(());
+        };
+        if let Some(w) = w {
+            upsert(&self.index, w, &m)?;
         }
+        self.stats.incr(counter);
+        pending.push(d);
         Ok(())
     }
 
     async fn on_alert(&mut self, d: Delivery) -> Result<(), IndexerError> {
-        match Alert::decode(&d.payload) {
-            Ok(a) => {
-                if self.alerts.insert(&a)? {
-                    self.stats.incr("alerts");
-                } else {
-                    self.stats.incr("alerts.duplicate");
-                }
-                d.ack().await?;
-            }
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable alert message");
-                d.nack(false).await?;
-            }
-        }
+        let Some((a, d)) = decode::<Alert>(d, &self.stats, ALERTS_FOR_STORE).await? else {
+            return Ok(());
+        };
+        self.stats.incr(if self.alerts.insert(&a)? {
+            Counter::AlertsNew
+        } else {
+            Counter::AlertsDuplicate
+        });
+        d.ack().await?;
         Ok(())
     }
 
@@ -181,7 +175,7 @@ impl Indexer {
         })?;
         *writer = Some(w);
         res.map_err(IndexError::from)?;
-        self.stats.incr("indexer.commits");
+        self.stats.incr(Counter::IndexerCommits);
         for d in pending.drain(..) {
             d.ack().await?;
         }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use node::TransportKind;
 
 /// leakwatch watches onion and paste sites for stolen images and identifiers.
 ///
@@ -55,17 +56,20 @@ pub enum Command {
         json: bool,
         /// Publish the alerts to RabbitMQ (the indexer stores them) instead of writing the
         /// data dir's alert store directly.
-        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
         amqp: Option<String>,
     },
     /// List every alert raised so far.
     Alerts(AlertsArgs),
     /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Ready messages and consumers of every queue on RabbitMQ (including dead letters).
     Queues {
-        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        /// RabbitMQ URL (amqp:// or amqps://).
+        #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
         amqp: String,
+        /// One JSON object per queue and line.
         #[arg(long)]
         json: bool,
     },
@@ -80,7 +84,11 @@ pub enum FingerprintsCmd {
     ///
     /// With --from-hashes, import PDQ hashes computed elsewhere instead of images.
     Import {
-        #[arg(required_unless_present = "from_hashes")]
+        /// Image files, or folders searched recursively.
+        #[arg(
+            required_unless_present = "from_hashes",
+            conflicts_with = "from_hashes"
+        )]
         paths: Vec<PathBuf>,
         /// A file of PDQ hashes shared by another party: one per line, 64 hex digits, then
         /// whitespace or a comma, then a label. `#` starts a comment. Such fingerprints are
@@ -90,6 +98,7 @@ pub enum FingerprintsCmd {
     },
     /// List the stored fingerprints.
     List {
+        /// One JSON fingerprint per line.
         #[arg(long)]
         json: bool,
     },
@@ -99,13 +108,17 @@ pub enum FingerprintsCmd {
 pub enum WatchlistCmd {
     /// Add identifiers from a file: one per line, optionally `LABEL<TAB>IDENTIFIER`.
     /// Only keyed hashes are stored.
-    Import { file: PathBuf },
+    Import {
+        /// The identifiers file.
+        file: PathBuf,
+    },
     /// How many identifiers are watched.
     Count,
 }
 
 #[derive(Debug, Args)]
 pub struct MatchArgs {
+    /// Image files to compare.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// One JSON line per image.
@@ -132,8 +145,8 @@ pub struct RunArgs {
     /// goes through a SOCKS5 proxy such as a local tor daemon (names resolved by the proxy,
     /// one SOCKS identity per site for IsolateSOCKSAuth); `direct` fetches from this machine
     /// without Tor (tests, local sites) and refuses .onion hosts.
-    #[arg(long, default_value = "tor", value_parser = Transport::parse, verbatim_doc_comment)]
-    pub transport: Transport,
+    #[arg(long, default_value = "tor", verbatim_doc_comment)]
+    pub transport: TransportKind,
     /// arti TOML config for the tor transport (`[tor_network]` authorities and fallback caches,
     /// `[path_rules]`, `[address_filter]`, `[override_net_params]` …), e.g. for a private Tor
     /// network. Without it the public Tor network is used. State and cache always go under
@@ -151,95 +164,26 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
     /// RabbitMQ URL (amqp:// or amqps://). Without it, roles talk over the in-process bus.
-    #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+    #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
     pub amqp: Option<String>,
-}
-
-/// How `leakwatch run` reaches sites.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    Tor,
-    Direct,
-    /// `HOST:PORT` of a SOCKS5 proxy.
-    Socks5(String),
-}
-
-impl Transport {
-    pub fn parse(s: &str) -> Result<Transport, String> {
-        match s {
-            "tor" => Ok(Transport::Tor),
-            "direct" => Ok(Transport::Direct),
-            _ => {
-                let Some(addr) = s
-                    .strip_prefix("socks5://")
-                    .or_else(|| s.strip_prefix("socks5h://"))
-                else {
-                    return Err("expected tor, direct or socks5://HOST:PORT".into());
-                };
-                let addr = addr.trim_end_matches('/');
-                match addr.rsplit_once(':') {
-                    Some((host, port))
-                        if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
-                    {
-                        Ok(Transport::Socks5(addr.to_string()))
-                    }
-                    _ => Err(format!("expected socks5://HOST:PORT, got {s:?}")),
-                }
-            }
-        }
-    }
-
-    pub fn name(&self) -> String {
-        match self {
-            Transport::Tor => "tor".into(),
-            Transport::Direct => "direct".into(),
-            Transport::Socks5(a) => format!("socks5://{a}"),
-        }
-    }
 }
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
+    /// Tantivy query over titles and text, e.g. `plate AND "cam 3"`; `*` matches every page.
     pub query: String,
+    /// One JSON hit per line.
     #[arg(long)]
     pub json: bool,
+    /// Most hits to show.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transports() {
-        assert_eq!(Transport::parse("tor"), Ok(Transport::Tor));
-        assert_eq!(Transport::parse("direct"), Ok(Transport::Direct));
-        assert_eq!(
-            Transport::parse("socks5://127.0.0.1:9050"),
-            Ok(Transport::Socks5("127.0.0.1:9050".into()))
-        );
-        assert_eq!(
-            Transport::parse("socks5://[::1]:9050/").unwrap().name(),
-            "socks5://[::1]:9050"
-        );
-        for bad in [
-            "",
-            "tor2",
-            "socks5://",
-            "socks5://host",
-            "socks5://h:0",
-            "socks5://h:x",
-            "http://h:1",
-        ] {
-            assert!(Transport::parse(bad).is_err(), "{bad}");
-        }
-    }
 }
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct AlertsArgs {
+    /// One JSON alert per line.
     #[arg(long)]
     pub json: bool,
     #[command(subcommand)]
@@ -251,9 +195,11 @@ pub enum AlertsCmd {
     /// Print alerts as they arrive. With --amqp, from a queue of its own bound to the `alerts`
     /// exchange; without, by following the data dir's alert store.
     Follow {
+        /// One JSON alert per line.
         #[arg(long)]
         json: bool,
-        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        /// RabbitMQ URL; without it, the data dir's alert store is followed.
+        #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
         amqp: Option<String>,
         /// A durable queue name, so alerts raised while this consumer is down are kept for it.
         /// Default: a temporary queue that lives as long as this command.
@@ -265,9 +211,11 @@ pub enum AlertsCmd {
     },
     /// POST every alert as JSON to a webhook; retried with backoff, acked only after a 2xx.
     Forward {
+        /// The http:// or https:// URL each alert is POSTed to.
         #[arg(long)]
         webhook: String,
-        #[arg(long, env = "LEAKWATCH_AMQP_URL")]
+        /// RabbitMQ URL (amqp:// or amqps://).
+        #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
         amqp: String,
         /// The forwarder's durable queue on the `alerts` exchange.
         #[arg(long, default_value = "leakwatch.alerts.webhook")]
@@ -278,9 +226,47 @@ pub enum AlertsCmd {
     },
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Testbed seed: another seed makes another synthetic web.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command says what it is for, and no broker URL from the
+    /// environment (which may hold a password) is shown.
+    #[test]
+    fn every_argument_has_help_and_amqp_env_values_are_hidden() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+                if id == "amqp" {
+                    assert!(
+                        a.is_hide_env_values_set(),
+                        "{path} --amqp shows its env value"
+                    );
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "leakwatch", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
 }

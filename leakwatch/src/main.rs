@@ -1,10 +1,9 @@
-//! The `leakwatch` binary: parse the command line, load the config, run the command, map the
-//! result to an exit code. Everything else lives in the library crates and in [`commands`].
+//! The `leakwatch` binary: parse the command line, validate it, dispatch to a command, map the
+//! result to an exit code. Wiring lives in the `node` crate, domain logic in the role crates;
+//! the commands here only format what those return.
 
 mod cli;
 mod commands;
-mod config;
-mod pipeline;
 mod webhook;
 
 use clap::Parser;

@@ -535,6 +535,7 @@ async fn a_message_whose_handler_keeps_failing_is_dead_lettered_after_the_limit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
+    use bus::Bus;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let _serial = SERIAL.lock().await;
@@ -596,7 +597,7 @@ async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
         page_url: Some("http://x.onion/".into()),
         label: "stolen-0001".into(),
         distance: 2,
-        algorithm: "dct256-median".into(),
+        algorithm: "pdq+grid".into(),
         detected_at: schema::now_rfc3339(),
     };
     bus::publish_msg(&bus, schema::names::ALERTS_EXCHANGE, "alert.image", &alert)

@@ -3,13 +3,15 @@
 //! Usage: `hash_bench DIR [--secs S] [--min-side N]`. Every `*.jpg`/`*.jpeg` in DIR is read
 //! into memory first; each path is then timed over whole passes of the set until S seconds
 //! (default 3) have passed. Prints one `path images/s ms/image` line per path, and how far
-//! the PDQ bits of the reduced-scale decode are from those of the full decode.
+//! the PDQ bits of the reduced-scale decode are from those of the full decode. The peer row
+//! `dct256_full_decode` is `image_hasher`'s 256-bit DCT hash, which PDQ replaced.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use leakwatch_matcher::hashing::{self, hamming, DecodeLimits, ImageHasher};
+use image_hasher::{HashAlg, HasherConfig};
+use leakwatch_matcher::hashing::{self, hamming, DecodeLimits};
 use leakwatch_matcher::pdq;
 
 fn main() -> Result<()> {
@@ -38,7 +40,12 @@ fn main() -> Result<()> {
         bail!("no JPEGs in {}", dir.display());
     }
     let limits = DecodeLimits::default();
-    let hasher = ImageHasher::new();
+    // The peer: `image_hasher`'s 256-bit DCT hash (median), what leakwatch used before PDQ.
+    let hasher = HasherConfig::new()
+        .hash_size(16, 16)
+        .hash_alg(HashAlg::Median)
+        .preproc_dct()
+        .to_hasher();
     let first = hashing::decode(&files[0], limits)?;
     let scaled = hashing::decode_for_hash(&files[0], limits, min_side)?;
     println!(
@@ -76,7 +83,7 @@ fn main() -> Result<()> {
     })?;
     run("dct256_full_decode", &mut |b| {
         let img = hashing::decode(b, limits)?;
-        std::hint::black_box(hasher.dct256(&img));
+        std::hint::black_box(hasher.hash_image(&img));
         Ok(())
     })?;
     run("decode_scaled_only", &mut |b| {

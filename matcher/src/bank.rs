@@ -7,7 +7,7 @@
 //! "LWFPBANK" | version u32 | count u64 | record × count | sha256 of everything before (32 bytes)
 //! record = label (u16 length + UTF-8) | source sha256 (32) | width u32 | height u32
 //!        | imported_at (u16 length + RFC 3339) | flags u8 | quality u8
-//!        | region count u8 | region hashes (32 each) | [dct256 (32)] | [signature]
+//!        | region count u8 | region hashes (32 each) | [legacy dct256 (32), skipped] | [signature]
 //! ```
 //!
 //! All integers little-endian. The file is written atomically (temporary file, fsync, rename)
@@ -38,7 +38,9 @@ const VERSION: u32 = 2;
 const MAX_LABEL: usize = 1024;
 const MAX_REGIONS: usize = 16;
 
-const FLAG_DCT256: u8 = 1;
+/// Banks written before PDQ replaced `image_hasher`'s DCT hash carry one more hash per
+/// fingerprint; it is skipped on read and never written.
+const FLAG_LEGACY_DCT256: u8 = 1;
 const FLAG_SIGNATURE: u8 = 2;
 const FLAG_FROM_HASHES: u8 = 4;
 
@@ -85,9 +87,6 @@ pub struct Fingerprint {
     /// fingerprints have the whole only).
     #[serde(serialize_with = "hex_list")]
     pub regions: Vec<Hash256>,
-    /// `image_hasher`'s 256-bit DCT hash of the whole image.
-    #[serde(serialize_with = "hex_opt")]
-    pub dct256: Option<Hash256>,
     /// The verification signature ([`crate::grid`]).
     #[serde(skip)]
     pub signature: Option<Signature>,
@@ -95,13 +94,6 @@ pub struct Fingerprint {
 
 fn hex_list<S: serde::Serializer>(v: &[Hash256], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(hex::encode))
-}
-
-fn hex_opt<S: serde::Serializer>(v: &Option<Hash256>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(h) => s.serialize_str(&hex::encode(h)),
-        None => s.serialize_none(),
-    }
 }
 
 impl Fingerprint {
@@ -127,9 +119,6 @@ impl Fingerprint {
         out.extend_from_slice(&(at.len() as u16).to_le_bytes());
         out.extend_from_slice(at.as_bytes());
         let mut flags = 0;
-        if self.dct256.is_some() {
-            flags |= FLAG_DCT256;
-        }
         if self.signature.is_some() {
             flags |= FLAG_SIGNATURE;
         }
@@ -142,9 +131,6 @@ impl Fingerprint {
         out.push(n as u8);
         for r in &self.regions[..n] {
             out.extend_from_slice(r);
-        }
-        if let Some(d) = &self.dct256 {
-            out.extend_from_slice(d);
         }
         if let Some(s) = &self.signature {
             out.extend_from_slice(&s.to_bytes());
@@ -167,11 +153,9 @@ impl Fingerprint {
         for _ in 0..n {
             regions.push(r.hash()?);
         }
-        let dct256 = if flags & FLAG_DCT256 != 0 {
-            Some(r.hash()?)
-        } else {
-            None
-        };
+        if flags & FLAG_LEGACY_DCT256 != 0 {
+            r.hash()?;
+        }
         let signature = if flags & FLAG_SIGNATURE != 0 {
             Some(
                 Signature::from_bytes(r.take(Signature::BYTES)?)
@@ -193,7 +177,6 @@ impl Fingerprint {
             },
             quality,
             regions,
-            dct256,
             signature,
         })
     }
@@ -557,7 +540,6 @@ mod tests {
             } else {
                 vec![[fill; 32]]
             },
-            dct256: sig.then_some([fill ^ 0x55; 32]),
             signature: sig.then(|| {
                 let plane = crate::views::Plane::from_luma(
                     32,

@@ -233,13 +233,56 @@ impl RecordedView {
     }
 }
 
-/// Names of the hashes kept with sightings.
+/// Names of the hashes kept with sightings (the `algorithm` of a [`schema::ImageHash`]).
 pub const PDQ: &str = "pdq";
 pub const RECORDED_VIEW: &str = "pdq+grid24";
 
-/// The hashes of a found image kept with its sighting: the PDQ of the whole image (for people
-/// and other tools), and a [`RecordedView`] per view (for retro-hunts).
-pub fn sighting_hashes(q: &Query) -> Vec<(String, String)> {
+/// One hash kept with a sighting, typed. On the bus and in the index it travels as a
+/// [`schema::ImageHash`] (algorithm name + hex); [`SightingHash::from_message`] is the one
+/// place that reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SightingHash {
+    /// PDQ of the whole image as found (for people and other tools).
+    Pdq(Hash256),
+    /// One view as recorded for retro-hunts.
+    View(RecordedView),
+}
+
+impl SightingHash {
+    /// Reads a hash from its message form; `None` for an unknown algorithm or bad hex.
+    pub fn from_message(h: &schema::ImageHash) -> Option<SightingHash> {
+        match h.algorithm.as_str() {
+            PDQ => crate::hashing::parse_hash(&h.hex).map(SightingHash::Pdq),
+            RECORDED_VIEW => RecordedView::from_hex(&h.hex).map(SightingHash::View),
+            _ => None,
+        }
+    }
+
+    /// The recorded view, if this is one.
+    pub fn view(&self) -> Option<&RecordedView> {
+        match self {
+            SightingHash::View(v) => Some(v),
+            SightingHash::Pdq(_) => None,
+        }
+    }
+}
+
+impl From<&SightingHash> for schema::ImageHash {
+    fn from(h: &SightingHash) -> schema::ImageHash {
+        let (algorithm, hex) = match h {
+            SightingHash::Pdq(p) => (PDQ, hex::encode(p)),
+            SightingHash::View(v) => (RECORDED_VIEW, v.to_hex()),
+        };
+        schema::ImageHash {
+            algorithm: algorithm.to_string(),
+            hex,
+        }
+    }
+}
+
+/// The hashes of a found image kept with its sighting: the PDQ of the whole image, and a
+/// [`RecordedView`] per view (for retro-hunts).
+pub fn sighting_hashes(q: &Query) -> Vec<SightingHash> {
     let find = |view: usize, o: Orientation| {
         q.hashes
             .iter()
@@ -249,16 +292,15 @@ pub fn sighting_hashes(q: &Query) -> Vec<(String, String)> {
     let mirror = Orientation::all()[1];
     let mut out = Vec::new();
     if let Some(h) = find(0, Orientation::IDENTITY) {
-        out.push((PDQ.to_string(), hex::encode(h)));
+        out.push(SightingHash::Pdq(h));
     }
     for (i, v) in q.views.iter().enumerate() {
         if let (Some(pdq), Some(pdq_mirror)) = (find(i, Orientation::IDENTITY), find(i, mirror)) {
-            let rv = RecordedView {
+            out.push(SightingHash::View(RecordedView {
                 pdq,
                 pdq_mirror,
                 signature: Signature::of(&q.plane, &v.rect),
-            };
-            out.push((RECORDED_VIEW.to_string(), rv.to_hex()));
+            }));
         }
     }
     out

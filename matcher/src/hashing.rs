@@ -1,21 +1,17 @@
-//! Decoding untrusted image bytes safely, and perceptual hashing.
+//! Decoding untrusted image bytes safely, and the 256-bit hash type the matcher works with.
 //!
 //! Decoding is bounded: the format is guessed from the bytes (never from a URL or header),
 //! dimensions and total allocation are capped before pixels are decoded, so a decompression
-//! bomb is an error rather than an out-of-memory.
+//! bomb is an error rather than an out-of-memory. JPEGs can be decoded at a reduced scale
+//! ([`decode_for_hash`]), since matching works on a small plane anyway.
 //!
-//! The hash is `image_hasher`'s DCT hash, 16×16 = 256 bits, thresholded at the **median**
-//! coefficient. (Thresholding at the mean is degenerate with the DCT: the DC term dominates the
-//! mean, so unrelated images collide.)
+//! The perceptual hash itself is PDQ ([`crate::pdq`]); [`hamming`] and [`parse_hash`] work on
+//! any 256-bit hash.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageReader};
-use image_hasher::{HashAlg, Hasher, HasherConfig};
 use serde::{Deserialize, Serialize};
-
-/// Name of the hash algorithm, as stored in the bank and reported in alerts.
-pub const DCT256: &str = "dct256-median";
 
 /// 256 bits.
 pub type Hash256 = [u8; 32];
@@ -213,38 +209,6 @@ pub fn looks_truncated(b: &[u8]) -> bool {
     }
 }
 
-/// Computes leakwatch's perceptual hashes. Build once and reuse: building precomputes the DCT.
-pub struct ImageHasher {
-    dct: Hasher,
-}
-
-impl Default for ImageHasher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ImageHasher {
-    pub fn new() -> Self {
-        ImageHasher {
-            dct: HasherConfig::new()
-                .hash_size(16, 16)
-                .hash_alg(HashAlg::Median)
-                .preproc_dct()
-                .to_hasher(),
-        }
-    }
-
-    /// The 256-bit DCT hash of a decoded image.
-    pub fn dct256(&self, img: &DynamicImage) -> Hash256 {
-        let h = self.dct.hash_image(img);
-        let mut out = [0u8; 32];
-        let b = h.as_bytes();
-        out[..b.len().min(32)].copy_from_slice(&b[..b.len().min(32)]);
-        out
-    }
-}
-
 /// Hamming distance of two 256-bit hashes.
 pub fn hamming(a: &Hash256, b: &Hash256) -> u32 {
     let mut d = 0;
@@ -284,23 +248,6 @@ mod tests {
         let mut out = Cursor::new(Vec::new());
         img.write_to(&mut out, fmt).unwrap();
         out.into_inner()
-    }
-
-    #[test]
-    fn reencoded_copy_is_near_and_other_scene_far() {
-        let h = ImageHasher::new();
-        let a = DynamicImage::ImageRgb8(scene(1));
-        let b = DynamicImage::ImageRgb8(scene(2));
-        let jpeg = decode(
-            &encode(&a, image::ImageFormat::Jpeg),
-            DecodeLimits::default(),
-        )
-        .unwrap();
-        let small = a.resize(160, 120, image::imageops::FilterType::Triangle);
-        let ha = h.dct256(&a);
-        assert!(hamming(&ha, &h.dct256(&jpeg)) <= 16);
-        assert!(hamming(&ha, &h.dct256(&small)) <= 16);
-        assert!(hamming(&ha, &h.dct256(&b)) >= 64);
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! - [`grid`]: the spatial signature that tells a stolen photo from another car at the same
 //!   camera;
 //! - [`bank`]: the fingerprint bank file (hashes only, never image bytes);
+//! - [`import`]: building the bank from the stolen images, or from shared PDQ hashes;
 //! - [`watchlist`]: identifiers kept only as keyed hashes, and the page-text scanner;
-//! - [`role`]: the matcher role that consumes images and pages from the bus and raises alerts.
+//! - [`role`]: the matcher role that consumes images and pages from the bus and raises alerts;
+//! - [`retrohunt`]: the same decision for sightings recorded before a fingerprint existed.
 //!
 //! A match is decided by one number per candidate, the verified score, against one threshold:
 //! `leakwatch match` reports the same decision the running matcher alerts on.
@@ -17,8 +19,10 @@ pub mod bank;
 pub mod engine;
 pub mod grid;
 pub mod hashing;
+pub mod import;
 pub mod mih;
 pub mod pdq;
+pub mod retrohunt;
 pub mod role;
 pub mod views;
 pub mod watchlist;
@@ -27,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bank::{Bank, Fingerprint};
 pub use engine::Engine;
-pub use hashing::{DecodeLimits, ImageError, ImageHasher};
+pub use hashing::{DecodeLimits, ImageError};
 pub use mih::{MihError, MihIndex};
 pub use pdq::{pdq, pdq_dihedral, pdq_gated, Dihedral, Pdq, PdqDihedral, QualityGate};
 pub use role::Matcher;
@@ -106,6 +110,16 @@ pub struct Candidate {
     pub algorithm: String,
 }
 
+/// The `algorithm` of a decision: `pdq+grid` when the signature verified it, `pdq` for a
+/// fingerprint imported as a bare hash.
+pub fn algorithm_name(verified: bool) -> &'static str {
+    if verified {
+        "pdq+grid"
+    } else {
+        "pdq"
+    }
+}
+
 /// What matching one image produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -113,7 +127,7 @@ pub struct Outcome {
     pub height: u32,
     /// The found image's own hashes, kept with the sighting so later fingerprints can be
     /// checked against it ([`engine::sighting_hashes`]).
-    pub hashes: Vec<(String, String)>,
+    pub hashes: Vec<engine::SightingHash>,
     /// Nearest first.
     pub candidates: Vec<Candidate>,
 }
@@ -144,7 +158,7 @@ pub fn match_bytes(
                 distance: s.distance,
                 hash_distance: s.hash_distance,
                 matched: s.matched,
-                algorithm: if s.verified { "pdq+grid" } else { "pdq" }.to_string(),
+                algorithm: algorithm_name(s.verified).to_string(),
             })
         })
         .collect();
@@ -156,11 +170,10 @@ pub fn match_bytes(
     })
 }
 
-/// Fingerprints a decoded stolen image: region hashes, `image_hasher`'s DCT hash and the
-/// verification signature. Refuses images too small or too flat to be told apart.
+/// Fingerprints a decoded stolen image: region hashes and the verification signature.
+/// Refuses images too small or too flat to be told apart.
 pub fn fingerprint_image(
     img: &image::DynamicImage,
-    hasher: &ImageHasher,
     label: String,
     sha256: String,
 ) -> Result<Fingerprint, ImageError> {
@@ -188,7 +201,6 @@ pub fn fingerprint_image(
         source: bank::Source::Image,
         quality: prints.quality,
         regions: prints.regions,
-        dct256: Some(hasher.dct256(img)),
         signature: Some(prints.signature),
     })
 }

@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
-use bus::{Bus, BusError, Delivery, Stats};
+use async_trait::async_trait;
+use bus::stats::{kinds, Family};
+use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
-use schema::{Alert, AlertKind, FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
+use schema::{FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
 
 use crate::engine::Engine;
-use crate::{match_bytes, Bank, ImageError, MatcherConfig, Watchlist};
+use crate::{match_bytes, Bank, ImageError, MatcherConfig, Outcome, Watchlist};
 
 /// The matcher role of one process.
 pub struct Matcher {
@@ -36,73 +38,67 @@ impl Matcher {
 
     /// Runs image workers and a page worker until the bus closes.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
-        let workers = self.config.effective_workers();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            let mut consumer = bus.consume(IMAGES, self.config.prefetch).await?;
-            let (me, bus) = (self.clone(), bus.clone());
-            tasks.spawn(async move {
-                while let Some(d) = consumer.next().await {
-                    me.on_image(bus.as_ref(), d).await?;
-                }
-                Ok::<(), BusError>(())
-            });
-        }
-        let mut pages = bus.consume(PAGES_FOR_MATCHER, 16).await?;
-        let (me, pbus) = (self.clone(), bus.clone());
-        tasks.spawn(async move {
-            while let Some(d) = pages.next().await {
-                me.on_page(pbus.as_ref(), d).await?;
-            }
-            Ok(())
-        });
-        let mut result = Ok(());
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(Err(e)) = r {
-                result = Err(e);
-            }
-        }
-        result
+        let images = Consumers {
+            queue: IMAGES,
+            prefetch: self.config.prefetch,
+            workers: self.config.effective_workers(),
+        };
+        let pages = Consumers {
+            queue: PAGES_FOR_MATCHER,
+            prefetch: 16,
+            workers: 1,
+        };
+        let stats = self.stats.clone();
+        let (i, p) = tokio::join!(
+            bus::serve::<FetchedImage, _>(bus.clone(), images, stats.clone(), self.clone()),
+            bus::serve::<FetchedPage, _>(bus, pages, stats, self),
+        );
+        i.and(p)
     }
 
-    async fn on_image(&self, bus: &dyn Bus, d: Delivery) -> Result<(), BusError> {
-        let img = match FetchedImage::decode(&d.payload) {
-            Ok(i) => i,
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable image message");
-                return d.nack(false).await;
-            }
-        };
+    /// Decodes and matches on the blocking pool; `None` when the image is not hashed (too
+    /// small or flat by design, or broken), which is counted here.
+    async fn match_image(&self, img: &FetchedImage) -> Option<Outcome> {
         let (bank, engine, config) = (self.bank.clone(), self.engine.clone(), self.config.clone());
         if crate::hashing::looks_truncated(&img.bytes) {
             // Decoders render what arrived; the partial image is still hashed, as a partial
             // upload of a stolen photo is still a sighting.
-            self.stats.error("image.truncated");
+            self.stats.error(kinds::IMAGE_TRUNCATED);
         }
         let bytes = img.bytes.clone();
         let result =
             tokio::task::spawn_blocking(move || match_bytes(&bytes, &bank, &engine, &config, 1))
                 .await;
-        let outcome = match result {
-            Ok(Ok(r)) => r,
+        match result {
+            Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
                 match e {
                     // Icons and flat pictures: refused by design, not failures.
                     ImageError::TooSmall { .. } | ImageError::LowQuality { .. } => {
-                        self.stats.incr(&format!("skipped.{}", e.kind()));
+                        self.stats.incr_kind(Family::Skipped, e.kind());
                     }
                     _ => self.stats.error(e.kind()),
                 }
                 tracing::info!(url = %img.url, error = %e, "image not hashed");
-                return d.ack().await;
+                None
             }
             Err(_) => {
-                self.stats.error("image.panic");
-                return d.ack().await;
+                self.stats.error(kinds::IMAGE_PANIC);
+                None
             }
+        }
+    }
+}
+
+#[async_trait]
+impl Handler<FetchedImage> for Matcher {
+    /// Publishes the image's verdict (for the index and later retro-hunts), then at most one
+    /// image alert: the best matching fingerprint.
+    async fn handle(&self, bus: &dyn Bus, img: FetchedImage) -> Result<Handled, BusError> {
+        let Some(outcome) = self.match_image(&img).await else {
+            return Ok(Handled::Done);
         };
-        self.stats.incr("images.hashed");
+        self.stats.incr(Counter::ImagesHashed);
         let matched: Vec<&crate::Candidate> =
             outcome.candidates.iter().filter(|c| c.matched).collect();
         let verdict = ImageVerdict {
@@ -112,66 +108,43 @@ impl Matcher {
             fetched_at: img.fetched_at.clone(),
             width: outcome.width,
             height: outcome.height,
-            hashes: outcome
-                .hashes
-                .iter()
-                .map(|(algorithm, hex)| ImageHash {
-                    algorithm: algorithm.clone(),
-                    hex: hex.clone(),
-                })
-                .collect(),
+            hashes: outcome.hashes.iter().map(ImageHash::from).collect(),
             matched: matched.iter().map(|c| c.label.clone()).collect(),
         };
         bus.publish("", VERDICTS, verdict.encode()).await?;
         if let Some(best) = matched.first() {
-            let alert = Alert {
-                id: Alert::id_for(AlertKind::Image, &best.label, &img.url),
-                kind: AlertKind::Image,
-                url: img.url.clone(),
-                page_url: img.page_url.clone(),
-                label: best.label.clone(),
-                distance: best.distance,
-                algorithm: best.algorithm.clone(),
-                detected_at: schema::now_rfc3339(),
-            };
+            let alert = alerts::image(
+                &best.label,
+                &img.url,
+                img.page_url.as_deref(),
+                best.distance,
+                &best.algorithm,
+            );
             bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
                 .await?;
-            self.stats.incr("alerts.raised");
+            self.stats.incr(Counter::AlertsRaised);
             tracing::info!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
         }
-        d.ack().await
+        Ok(Handled::Done)
     }
+}
 
-    async fn on_page(&self, bus: &dyn Bus, d: Delivery) -> Result<(), BusError> {
-        let page = match FetchedPage::decode(&d.payload) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.error("bus.undecodable");
-                tracing::warn!(error = %e, "undecodable page message");
-                return d.nack(false).await;
-            }
-        };
+#[async_trait]
+impl Handler<FetchedPage> for Matcher {
+    /// Scans the page's title and text for watched identifiers; one text alert per hit.
+    async fn handle(&self, bus: &dyn Bus, page: FetchedPage) -> Result<Handled, BusError> {
         let wl = self.watchlist.clone();
         let text = format!("{}\n{}", page.title, page.text);
         let hits = tokio::task::spawn_blocking(move || wl.scan(&text))
             .await
             .unwrap_or_default();
         for label in hits {
-            let alert = Alert {
-                id: Alert::id_for(AlertKind::Text, &label, &page.url),
-                kind: AlertKind::Text,
-                url: page.url.clone(),
-                page_url: Some(page.url.clone()),
-                label,
-                distance: 0,
-                algorithm: "hmac-sha256".into(),
-                detected_at: schema::now_rfc3339(),
-            };
+            let alert = alerts::text(&label, &page.url);
             bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
                 .await?;
-            self.stats.incr("alerts.raised");
+            self.stats.incr(Counter::AlertsRaised);
             tracing::info!(url = %page.url, label = %alert.label, "stolen identifier sighted");
         }
-        d.ack().await
+        Ok(Handled::Done)
     }
 }

@@ -24,6 +24,15 @@ const VERSION: u32 = 1;
 const MIN_LEN: usize = 5;
 const MAX_LEN: usize = 20;
 
+/// What [`Watchlist::import_text`] did.
+#[derive(Debug, Default)]
+pub struct WatchlistImport {
+    pub added: usize,
+    pub present: usize,
+    /// Rejected lines (1-based) and why.
+    pub rejected: Vec<(usize, WatchlistError)>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchlistError {
     #[error("cannot access {path}: {source}")]
@@ -113,6 +122,28 @@ impl Watchlist {
             .map(str::to_string)
             .unwrap_or_else(|| format!("identifier-{}", &hmac[..12]));
         Ok(self.push(Entry { label, hmac }))
+    }
+
+    /// Adds the identifiers of a watchlist file: one per line, optionally
+    /// `LABEL<TAB>IDENTIFIER`; `#` starts a comment line.
+    pub fn import_text(&mut self, text: &str) -> WatchlistImport {
+        let mut out = WatchlistImport::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (label, ident) = match line.split_once('\t') {
+                Some((l, i)) => (Some(l.trim()), i.trim()),
+                None => (None, line),
+            };
+            match self.add(ident, label) {
+                Ok(true) => out.added += 1,
+                Ok(false) => out.present += 1,
+                Err(e) => out.rejected.push((n + 1, e)),
+            }
+        }
+        out
     }
 
     pub fn len(&self) -> usize {

@@ -5,7 +5,7 @@
 
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use leakwatch_matcher::{
-    engine::Query, fingerprint_image, match_bytes, Bank, Engine, ImageHasher, MatcherConfig,
+    engine::Query, fingerprint_image, match_bytes, Bank, Engine, MatcherConfig,
 };
 
 fn jpeg(img: &RgbImage, q: u8) -> Vec<u8> {
@@ -92,10 +92,9 @@ fn copies_match_their_photo_and_lookalikes_match_nothing() {
     let (stolen, lookalikes) = world.stolen().split_at(48);
     let dir = tempfile::tempdir().unwrap();
     let mut bank = Bank::open(dir.path()).unwrap();
-    let hasher = ImageHasher::new();
     for (i, p) in stolen.iter().enumerate() {
         let img = DynamicImage::ImageRgb8(p.image.clone());
-        let fp = fingerprint_image(&img, &hasher, p.label.clone(), format!("{i:064x}")).unwrap();
+        let fp = fingerprint_image(&img, p.label.clone(), format!("{i:064x}")).unwrap();
         assert!(bank.insert(fp));
     }
     let config = MatcherConfig::default();
@@ -139,24 +138,23 @@ fn recorded_views_find_a_sighting_after_the_fact() {
         ..Default::default()
     });
     let photos = world.stolen();
-    let hasher = ImageHasher::new();
     // A sighting recorded while the bank did not have the photo yet.
     let img =
         image::load_from_memory(&jpeg(&imageops::flip_horizontal(&photos[3].image), 80)).unwrap();
     let hashes = leakwatch_matcher::engine::sighting_hashes(&Query::from_image(&img).unwrap());
+    // Through the message form, as the index keeps them.
     let views: Vec<_> = hashes
         .iter()
-        .filter(|(alg, _)| alg == leakwatch_matcher::engine::RECORDED_VIEW)
-        .filter_map(|(_, hex)| leakwatch_matcher::engine::RecordedView::from_hex(hex))
+        .map(schema::ImageHash::from)
+        .filter_map(|h| leakwatch_matcher::engine::SightingHash::from_message(&h))
+        .filter_map(|h| h.view().cloned())
         .collect();
     assert!(!views.is_empty());
     let dir = tempfile::tempdir().unwrap();
     let mut bank = Bank::open(dir.path()).unwrap();
     for (i, p) in photos.iter().enumerate() {
         let img = DynamicImage::ImageRgb8(p.image.clone());
-        bank.insert(
-            fingerprint_image(&img, &hasher, p.label.clone(), format!("{i:064x}")).unwrap(),
-        );
+        bank.insert(fingerprint_image(&img, p.label.clone(), format!("{i:064x}")).unwrap());
     }
     let engine = Engine::from_bank(&bank, MatcherConfig::default().params());
     let best = engine.score_recorded(&views, 1);

@@ -103,11 +103,10 @@ impl Transform {
         }
     }
 
-    /// Whether the 256-bit DCT median hash is expected to match the original
-    /// within the recommended threshold. Measured over several seeds (see
-    /// `tests/separation.rs`): pixel-level edits stay within 4 bits, while an
-    /// opaque banner moves the hash 30–56 bits, too close to the 64+ bits of
-    /// the nearest decoy to alert on reliably, so banners count as misses.
+    /// Whether the edit is pixel-level only, so that even a whole-image 256-bit
+    /// DCT hash stays near the original: an opaque banner moves that hash 30–56
+    /// bits, too close to the 64+ bits of the nearest decoy, and flips, crops and
+    /// pads move it further. leakwatch's matcher catches every transform.
     pub fn expect_dct256(&self) -> bool {
         !matches!(
             self,

@@ -1,19 +1,17 @@
 //! `leakwatch alerts`: every alert raised so far; `follow` prints them as they arrive;
 //! `forward` delivers them to a webhook.
 
-use std::collections::HashSet;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use bus::AmqpBus;
+use bus::Bus;
 use schema::{Alert, Message};
 
-use crate::pipeline::{redact, shutdown_signal};
-
-pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let alerts = indexer::alerts::load(&data_dir.join(indexer::alerts::ALERTS_FILE))?;
+pub fn list(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let alerts = ::alerts::load(&data_dir.join(::alerts::ALERTS_FILE))?;
     for a in &alerts {
         print_alert(a, json)?;
     }
@@ -23,11 +21,14 @@ pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_alert(a: &Alert, json: bool) -> anyhow::Result<()> {
+fn print_alert(a: &Alert, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if json {
-        super::print_json(a)?;
+        serde_json::to_writer(&mut out, a)?;
+        writeln!(out)?;
     } else {
-        println!(
+        writeln!(
+            out,
             "{}  {:<5}  {}  distance {}  {}  (on {})",
             a.detected_at,
             a.kind.as_str(),
@@ -35,18 +36,13 @@ fn print_alert(a: &Alert, json: bool) -> anyhow::Result<()> {
             a.distance,
             a.url,
             a.page_url.as_deref().unwrap_or("-")
-        );
+        )?;
     }
-    Ok(())
+    out.flush()
 }
 
-async fn connect(amqp: &str) -> anyhow::Result<AmqpBus> {
-    AmqpBus::connect_with(amqp, None)
-        .await
-        .with_context(|| format!("failed to connect to {}", redact(amqp)))
-}
-
-/// Prints alerts as they arrive until Ctrl-C/SIGTERM.
+/// Prints alerts as they arrive until Ctrl-C/SIGTERM: from a queue of its own on the
+/// `alerts` exchange with --amqp, else from the data dir's alert store.
 pub async fn follow(
     data_dir: &Path,
     json: bool,
@@ -54,60 +50,22 @@ pub async fn follow(
     queue: Option<String>,
     pattern: &str,
 ) -> anyhow::Result<ExitCode> {
+    let print = |a: &Alert| print_alert(a, json);
     let Some(amqp) = amqp else {
-        return follow_store(data_dir, json).await;
+        let path = data_dir.join(::alerts::ALERTS_FILE);
+        ::alerts::follow::store(&path, node::shutdown_signal(), print).await?;
+        return Ok(ExitCode::SUCCESS);
     };
-    let bus = connect(&amqp).await?;
-    let mut consumer = bus.consume_alerts(queue.as_deref(), pattern, 16).await?;
+    let bus = super::connect_observer(&amqp).await?;
+    let consumer = bus.consume_alerts(queue.as_deref(), pattern, 16).await?;
     eprintln!("following alerts ({pattern}); Ctrl-C to stop");
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        let d = tokio::select! {
-            d = consumer.next() => d,
-            _ = &mut shutdown => break,
-        };
-        let Some(d) = d else { break };
-        match Alert::decode(&d.payload) {
-            Ok(a) => {
-                print_alert(&a, json)?;
-                use std::io::Write;
-                std::io::stdout().flush()?;
-                d.ack().await?;
-            }
-            Err(e) => {
-                eprintln!("skipping an undecodable alert message: {e}");
-                d.nack(false).await?;
-            }
-        }
-    }
+    ::alerts::follow::consumer(consumer, node::shutdown_signal(), print).await?;
     bus.close();
     bus.disconnect().await;
     if let Some(reason) = bus.failure() {
         anyhow::bail!("lost the broker connection: {reason}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Without a broker: print new alerts as the indexer appends them to the store.
-async fn follow_store(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let path = data_dir.join(indexer::alerts::ALERTS_FILE);
-    let mut seen: HashSet<String> = HashSet::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        for a in indexer::alerts::load(&path)? {
-            if seen.insert(a.id.clone()) {
-                print_alert(&a, json)?;
-            }
-        }
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = &mut shutdown => return Ok(ExitCode::SUCCESS),
-        }
-    }
 }
 
 /// Forwards each alert to `webhook`, acking only after a 2xx; retries with capped
@@ -123,11 +81,11 @@ pub async fn forward(
         anyhow::bail!("the webhook must be an http:// or https:// URL");
     }
     let client = crate::webhook::WebhookClient::new()?;
-    let bus = connect(amqp).await?;
+    let bus = super::connect_observer(amqp).await?;
     let mut consumer = bus.consume_alerts(Some(queue), "alert.#", 1).await?;
     eprintln!("forwarding alerts from {queue} to {webhook}");
     let max_backoff = Duration::from_secs(max_backoff_secs.max(1));
-    let shutdown = shutdown_signal();
+    let shutdown = node::shutdown_signal();
     tokio::pin!(shutdown);
     'deliveries: loop {
         let d = tokio::select! {

@@ -1,17 +1,18 @@
 //! `leakwatch demo`: the whole product in one command, on a synthetic dark web served on
 //! loopback. Imports the testbed's stolen set and identifiers, crawls every site, then shows
-//! the alerts against the testbed's truth and one search.
+//! the alerts against the testbed's truth and one search. Built only with the `demo` feature
+//! (on by default), so a production build does not link the testbed.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use crawler::Frontier;
+use node::{Config, Roles, TransportKind};
+use schema::{Alert, AlertKind};
 
+use super::run::{self, RunPlan};
 use crate::cli::DemoArgs;
-use crate::config::Config;
-use crate::pipeline::{self, RunOptions};
 
 pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let data_dir = data_dir.join("demo");
@@ -25,46 +26,54 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
     for s in tb.sites() {
         println!("  {:<8} {}", s.name, s.base_url);
     }
-    let truth = tb.truth();
+    import_stolen(&tb, &data_dir, config).await?;
 
-    // The stolen photos exist only long enough to be fingerprinted.
+    println!("\ncrawling {} seeds …", tb.seeds().len());
+    let mut cfg = config.clone();
+    cfg.crawler.politeness_delay_ms = 0; // the testbed is local
+    let plan = RunPlan {
+        seeds: Frontier::parse_seeds(&tb.seeds())?,
+        roles: Roles::all(),
+        once: true,
+        amqp: None,
+        // The testbed is on loopback, not behind Tor.
+        transport: TransportKind::Direct,
+        allow_private: true,
+        tor_config: None,
+        json: false,
+    };
+    let summary = run::start(&data_dir, &cfg, plan, super::interactive()).await?;
+    run::print_summary(&summary);
+    report(&tb, &data_dir)?;
+    tb.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fingerprints the stolen set and watches the identifiers; the photos exist only long
+/// enough to be fingerprinted.
+async fn import_stolen(
+    tb: &testbed::Running,
+    data_dir: &Path,
+    config: &Config,
+) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("failed to create a scratch dir")?;
     let stolen = scratch.path().join("stolen");
     tb.write_stolen_set(&stolen)?;
     let identifiers = scratch.path().join("identifiers.txt");
     tb.write_identifiers(&identifiers)?;
-    println!(
-        "\nfingerprinting the stolen set ({} photos) …",
-        truth_stolen_count(&stolen)
-    );
-    let (dd, cfg) = (data_dir.clone(), config.clone());
+    let count = std::fs::read_dir(&stolen).map(|d| d.count()).unwrap_or(0);
+    println!("\nfingerprinting the stolen set ({count} photos) …");
+    let (dd, cfg) = (data_dir.to_path_buf(), config.clone());
     tokio::task::spawn_blocking(move || super::fingerprints::import(&dd, &cfg, &[stolen]))
         .await??;
-    super::watchlist::import(&data_dir, &identifiers)?;
-    drop(scratch);
+    super::watchlist::import(data_dir, &identifiers)?;
+    Ok(())
+}
 
-    println!("\ncrawling {} seeds …", tb.seeds().len());
-    let mut cfg = config.clone();
-    cfg.crawler.politeness_delay_ms = 0; // the testbed is local
-    let summary = pipeline::run(
-        &data_dir,
-        &cfg,
-        RunOptions {
-            seeds: Frontier::parse_seeds(&tb.seeds())?,
-            allow_private: true,
-            once: true,
-            progress: pipeline::interactive(),
-            roles: pipeline::Roles::ALL,
-            amqp: None,
-            // The testbed is on loopback, not behind Tor.
-            transport: crate::cli::Transport::Direct,
-            tor_config: None,
-        },
-    )
-    .await?;
-    summary.print_human();
-
-    let alerts = indexer::alerts::load(&data_dir.join(indexer::alerts::ALERTS_FILE))?;
+/// The alerts, every planted leak and decoy against them, and one search.
+fn report(tb: &testbed::Running, data_dir: &Path) -> anyhow::Result<()> {
+    let truth = tb.truth();
+    let alerts = ::alerts::load(&data_dir.join(::alerts::ALERTS_FILE))?;
     println!("\nalerts:");
     for a in &alerts {
         println!(
@@ -75,19 +84,10 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
             a.url.chars().take(90).collect::<String>()
         );
     }
-    let alerted: HashSet<(&str, &str)> = alerts
-        .iter()
-        .filter(|a| a.kind == schema::AlertKind::Image)
-        .map(|a| (a.url.as_str(), a.label.as_str()))
-        .collect();
-    let catchable: Vec<_> = truth
+    let caught = truth
         .leaks
         .iter()
-        .filter(|l| l.expect_dct256 && !l.data_uri)
-        .collect();
-    let caught = catchable
-        .iter()
-        .filter(|l| alerted.contains(&(l.image_url.as_str(), l.label.as_str())))
+        .filter(|l| alerts.iter().any(|a| alerts_leak(a, l)))
         .count();
     let decoys_alerted = truth
         .decoys
@@ -95,29 +95,32 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
         .filter(|d| alerts.iter().any(|a| a.url == d.image_url))
         .count();
     println!(
-        "\nagainst the testbed's truth: {caught} of {} planted leaks that the 256-bit DCT hash can \
-         catch were alerted; {decoys_alerted} of {} decoys alerted",
-        catchable.len(),
+        "\nagainst the testbed's truth: {caught} of {} planted leaks were alerted; \
+         {decoys_alerted} of {} decoys alerted",
+        truth.leaks.len(),
         truth.decoys.len()
     );
     if let Some(p) = truth.phrases.first() {
-        let index = indexer::PageIndex::open(&data_dir)?;
+        let index = indexer::PageIndex::open(data_dir)?;
         let q = format!("\"{}\"", p.phrase);
         println!("\nleakwatch search '{q}':");
         for h in index.search(&q, 3)? {
             println!("  {}\n    {}\n    {}", h.title, h.url, h.snippet);
         }
     }
+    let dir = data_dir.display();
     println!(
-        "\ndata dir: {}\n  try: leakwatch --data-dir {} search 'plate'\n       leakwatch --data-dir {} alerts --json",
-        data_dir.display(),
-        data_dir.display(),
-        data_dir.display()
+        "\ndata dir: {dir}\n  try: leakwatch --data-dir {dir} search 'plate'\n       leakwatch --data-dir {dir} alerts --json"
     );
-    tb.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-fn truth_stolen_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+/// Whether `a` is the image alert for planted leak `l` (a data-URI leak by its page).
+fn alerts_leak(a: &Alert, l: &testbed::Leak) -> bool {
+    let same_image = if l.data_uri {
+        a.url.starts_with("data:") && a.page_url.as_deref() == Some(l.page_url.as_str())
+    } else {
+        a.url == l.image_url
+    };
+    a.kind == AlertKind::Image && same_image && a.label == l.label
 }

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::cli::MatchArgs;
-use crate::config::Config;
+use node::Config;
 
 pub fn run(data_dir: &Path, config: &Config, args: &MatchArgs) -> anyhow::Result<ExitCode> {
     let bank = Bank::open(data_dir)?;

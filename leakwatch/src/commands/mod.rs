@@ -2,6 +2,7 @@
 //! its diagnostics to stderr.
 
 mod alerts;
+#[cfg(feature = "demo")]
 mod demo;
 mod fingerprints;
 mod match_images;
@@ -10,67 +11,76 @@ mod run;
 mod search;
 mod watchlist;
 
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use node::Config;
 
 use crate::cli::{AlertsCmd, Cli, Command, FingerprintsCmd, WatchlistCmd};
-use crate::config::Config;
 
-/// Runs the parsed command line.
+/// Runs the parsed command line: options are validated before anything starts.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&cli.log);
     let config = Config::load(cli.config.as_deref())?;
     let data_dir = cli.data_dir;
     match cli.command {
-        Command::Fingerprints(FingerprintsCmd::Import {
-            paths,
-            from_hashes: Some(file),
-        }) => {
-            if !paths.is_empty() {
-                anyhow::bail!("give either image paths or --from-hashes FILE, not both");
-            }
-            fingerprints::import_hashes(&data_dir, &file)
-        }
-        Command::Fingerprints(FingerprintsCmd::Import {
-            paths,
-            from_hashes: None,
-        }) => fingerprints::import(&data_dir, &config, &paths),
-        Command::Fingerprints(FingerprintsCmd::List { json }) => {
-            fingerprints::list(&data_dir, json)
-        }
+        Command::Fingerprints(cmd) => fingerprints_cmd(&data_dir, &config, cmd),
         Command::Watchlist(WatchlistCmd::Import { file }) => watchlist::import(&data_dir, &file),
         Command::Watchlist(WatchlistCmd::Count) => watchlist::count(&data_dir),
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
-        Command::Run(args) => runtime()?.block_on(run::run(&data_dir, &config, &args)),
+        Command::Run(args) => {
+            let plan = run::RunPlan::from_args(&args)?;
+            runtime()?.block_on(run::run(&data_dir, &config, plan))
+        }
         Command::Search(args) => search::run(&data_dir, &args),
         Command::Retrohunt { json, amqp } => {
             runtime()?.block_on(retrohunt::run(&data_dir, &config, amqp.as_deref(), json))
         }
-        Command::Alerts(args) => match args.command {
-            None => alerts::run(&data_dir, args.json),
-            Some(AlertsCmd::Follow {
-                json,
-                amqp,
-                queue,
-                pattern,
-            }) => runtime()?.block_on(alerts::follow(&data_dir, json, amqp, queue, &pattern)),
-            Some(AlertsCmd::Forward {
-                webhook,
-                amqp,
-                queue,
-                max_backoff_secs,
-            }) => runtime()?.block_on(alerts::forward(&webhook, &amqp, &queue, max_backoff_secs)),
-        },
+        Command::Alerts(args) => alerts_cmd(&data_dir, args),
         Command::Queues { amqp, json } => runtime()?.block_on(queues(&amqp, json)),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
     }
 }
 
+fn fingerprints_cmd(
+    data_dir: &Path,
+    config: &Config,
+    cmd: FingerprintsCmd,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FingerprintsCmd::Import {
+            from_hashes: Some(file),
+            ..
+        } => fingerprints::import_hashes(data_dir, &file),
+        FingerprintsCmd::Import { paths, .. } => fingerprints::import(data_dir, config, &paths),
+        FingerprintsCmd::List { json } => fingerprints::list(data_dir, json),
+    }
+}
+
+fn alerts_cmd(data_dir: &Path, args: crate::cli::AlertsArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        None => alerts::list(data_dir, args.json),
+        Some(AlertsCmd::Follow {
+            json,
+            amqp,
+            queue,
+            pattern,
+        }) => runtime()?.block_on(alerts::follow(data_dir, json, amqp, queue, &pattern)),
+        Some(AlertsCmd::Forward {
+            webhook,
+            amqp,
+            queue,
+            max_backoff_secs,
+        }) => runtime()?.block_on(alerts::forward(&webhook, &amqp, &queue, max_backoff_secs)),
+    }
+}
+
 async fn queues(amqp: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let bus = bus::AmqpBus::connect_with(amqp, None)
-        .await
-        .with_context(|| format!("failed to connect to {}", crate::pipeline::redact(amqp)))?;
+    use bus::Bus;
+    let bus = connect_observer(amqp).await?;
     for d in bus.queue_depths().await? {
         if json {
             print_json(&serde_json::json!({
@@ -89,6 +99,13 @@ async fn queues(amqp: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Connects to RabbitMQ without declaring the role topology (queue listings, alert readers).
+async fn connect_observer(amqp: &str) -> anyhow::Result<bus::AmqpBus> {
+    bus::AmqpBus::connect_with(amqp, None)
+        .await
+        .with_context(|| format!("failed to connect to {}", node::redact(amqp)))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,9 +119,14 @@ fn init_tracing(filter: &str) {
     // Colour codes only on a terminal: logs redirected to a file stay plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Whether progress lines make sense (stderr is a terminal and not in CI).
+fn interactive() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 /// Prints one value as a JSON line.

@@ -1,16 +1,70 @@
-//! `leakwatch run`: crawl from seeds with every role in this process.
+//! `leakwatch run`: validate every option combination up front, then start a node with the
+//! chosen roles and print its summary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use bus::{Bus, Counter};
 use crawler::Frontier;
+use node::{Config, Node, NodeOptions, Role, Roles, Summary, Transport, TransportKind};
+use url::Url;
 
 use crate::cli::RunArgs;
-use crate::config::Config;
-use crate::pipeline::{self, RunOptions};
 
-pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Result<ExitCode> {
+/// A `run` command line, checked: everything [`start`] needs and nothing it must check again.
+pub struct RunPlan {
+    pub seeds: Vec<Url>,
+    pub roles: Roles,
+    pub once: bool,
+    pub amqp: Option<String>,
+    pub transport: TransportKind,
+    pub allow_private: bool,
+    pub tor_config: Option<PathBuf>,
+    pub json: bool,
+}
+
+impl RunPlan {
+    /// Reads the seeds file and refuses every combination of options that cannot work.
+    pub fn from_args(args: &RunArgs) -> anyhow::Result<RunPlan> {
+        let seeds = seed_lines(args)?;
+        if seeds.is_empty() && args.amqp.is_none() {
+            anyhow::bail!("no seeds: give --seed URL or --seeds-file FILE");
+        }
+        let seeds = Frontier::parse_seeds(&seeds)?;
+        let roles = Roles::parse(&args.roles)?;
+        if args.amqp.is_none() && !roles.is_all() {
+            anyhow::bail!("--roles splits leakwatch across processes, which needs --amqp URL");
+        }
+        if args.once && !roles.is_all() {
+            anyhow::bail!("--once needs every role in this process (omit --roles)");
+        }
+        if !seeds.is_empty() && !roles.contains(Role::Frontier) {
+            anyhow::bail!("--seed goes to the frontier: add the frontier role to this process");
+        }
+        if args.once && seeds.is_empty() {
+            anyhow::bail!("--once needs seeds");
+        }
+        if args.tor_config.is_some() && args.transport != TransportKind::Tor {
+            anyhow::bail!("--tor-config is for the tor transport (--transport tor)");
+        }
+        Ok(RunPlan {
+            seeds,
+            roles,
+            once: args.once,
+            amqp: args.amqp.clone(),
+            transport: args.transport.clone(),
+            allow_private: args.allow_private,
+            tor_config: args.tor_config.clone(),
+            json: args.json,
+        })
+    }
+}
+
+/// `--seed` values, then the seeds file's lines (`#` starts a comment).
+fn seed_lines(args: &RunArgs) -> anyhow::Result<Vec<String>> {
     let mut seeds = args.seeds.clone();
     if let Some(f) = &args.seeds_file {
         let text = std::fs::read_to_string(f)
@@ -22,40 +76,129 @@ pub async fn run(data_dir: &Path, config: &Config, args: &RunArgs) -> anyhow::Re
                 .map(str::to_string),
         );
     }
-    if seeds.is_empty() && args.amqp.is_none() {
-        anyhow::bail!("no seeds: give --seed URL or --seeds-file FILE");
-    }
-    let seeds = Frontier::parse_seeds(&seeds)?;
-    let onions: Vec<&str> = seeds
+    Ok(seeds)
+}
+
+pub async fn run(data_dir: &Path, config: &Config, plan: RunPlan) -> anyhow::Result<ExitCode> {
+    let onions: Vec<&str> = plan
+        .seeds
         .iter()
         .filter(|u| crawler::urls::is_onion(u))
         .map(|u| u.as_str())
         .collect();
-    if !onions.is_empty() && args.transport == crate::cli::Transport::Direct {
+    if !onions.is_empty() && plan.transport == TransportKind::Direct {
         eprintln!(
             "warning: the direct transport refuses .onion hosts (use --transport tor); these seeds will be counted as fetch.onion-needs-tor errors: {}",
             onions.join(" ")
         );
     }
-    let summary = pipeline::run(
-        data_dir,
-        config,
-        RunOptions {
-            seeds,
-            allow_private: args.allow_private,
-            once: args.once,
-            progress: pipeline::interactive(),
-            roles: pipeline::Roles::parse(&args.roles)?,
-            amqp: args.amqp.clone(),
-            transport: args.transport.clone(),
-            tor_config: args.tor_config.clone(),
-        },
-    )
-    .await?;
-    if args.json {
+    let json = plan.json;
+    let summary = start(data_dir, config, plan, crate::commands::interactive()).await?;
+    if json {
         super::print_json(&summary)?;
     } else {
-        summary.print_human();
+        print_summary(&summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the bus and the transport, runs a node until it stops, returns its summary.
+pub async fn start(
+    data_dir: &Path,
+    config: &Config,
+    plan: RunPlan,
+    progress: bool,
+) -> anyhow::Result<Summary> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create data dir {}", data_dir.display()))?;
+    let bus = node::open_bus(plan.amqp.as_deref(), &config.bus).await?;
+    let mut options = NodeOptions::new(data_dir, config.clone());
+    let transport = if plan.roles.contains(Role::Crawler) {
+        let opts = node::TransportOptions {
+            kind: plan.transport.clone(),
+            data_dir: data_dir.to_path_buf(),
+            allow_private: plan.allow_private,
+            tor_config: plan.tor_config.clone(),
+        };
+        Some(Transport::open(&opts, config, &options.stats).await?)
+    } else {
+        None
+    };
+    options.seeds = plan.seeds;
+    options.once = plan.once;
+    let stats = options.stats.clone();
+    let handle = Node::start(
+        options,
+        plan.roles,
+        bus.clone(),
+        transport,
+        node::shutdown_signal(),
+    );
+    let ticker = progress.then(|| tokio::spawn(progress_lines(stats, bus)));
+    let summary = handle.await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    Ok(summary?)
+}
+
+/// A progress line on stderr every two seconds.
+async fn progress_lines(stats: Arc<bus::Stats>, bus: Arc<dyn Bus>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        eprintln!(
+            "… {} pages, {} images, {} alerts, {} errors, {} messages in flight",
+            stats.get(Counter::Pages),
+            stats.get(Counter::Images),
+            stats.get(Counter::AlertsNew),
+            stats.errors().values().sum::<u64>(),
+            bus.in_flight()
+        );
+    }
+}
+
+/// The human form of a summary.
+pub fn print_summary(s: &Summary) {
+    println!(
+        "crawled {} pages and {} images in {:.1}s ({:.1} pages/s)",
+        s.pages, s.images, s.elapsed_secs, s.pages_per_sec
+    );
+    println!(
+        "alerts: {} new, {} already known, {} in total",
+        s.new_alerts, s.repeated_alerts, s.total_alerts
+    );
+    if !s.images_skipped.is_empty() {
+        let parts: Vec<String> = s
+            .images_skipped
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "images not matched (too small or flat): {}",
+            parts.join(", ")
+        );
+    }
+    if s.errors.is_empty() {
+        println!("errors: none");
+    } else {
+        println!("errors by kind:");
+        for (k, v) in &s.errors {
+            println!("  {k}: {v}");
+        }
+    }
+    match s.tor_bootstrap_secs {
+        Some(b) => println!("transport: {} (bootstrapped in {b:.1}s)", s.transport),
+        None => println!("transport: {}", s.transport),
+    }
+    if !s.health.is_empty() || s.sites_down > 0 {
+        println!("site health: {} sites down", s.sites_down);
+        for (k, v) in &s.health {
+            println!("  {k}: {v}");
+        }
+    }
+    if s.dead_lettered > 0 {
+        println!("dead-lettered messages: {}", s.dead_lettered);
+    }
 }

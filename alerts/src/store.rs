@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use schema::Alert;
 
-use crate::IndexError;
+use crate::StoreError;
 
 pub const ALERTS_FILE: &str = "alerts.jsonl";
 
@@ -23,9 +23,9 @@ pub struct AlertStore {
 }
 
 impl AlertStore {
-    pub fn open(data_dir: &Path) -> Result<AlertStore, IndexError> {
+    pub fn open(data_dir: &Path) -> Result<AlertStore, StoreError> {
         let path = data_dir.join(ALERTS_FILE);
-        let io = |source| IndexError::Io {
+        let io = |source| StoreError::Io {
             path: path.clone(),
             source,
         };
@@ -49,11 +49,11 @@ impl AlertStore {
     }
 
     /// Stores the alert unless its id is known. Returns whether it was new.
-    pub fn insert(&mut self, alert: &Alert) -> Result<bool, IndexError> {
+    pub fn insert(&mut self, alert: &Alert) -> Result<bool, StoreError> {
         if self.ids.contains(&alert.id) {
             return Ok(false);
         }
-        let io = |source| IndexError::Io {
+        let io = |source| StoreError::Io {
             path: self.path.clone(),
             source,
         };
@@ -75,12 +75,12 @@ impl AlertStore {
 }
 
 /// Reads every stored alert, first seen first. Safe while a writer appends.
-pub fn load(path: &Path) -> Result<Vec<Alert>, IndexError> {
+pub fn load(path: &Path) -> Result<Vec<Alert>, StoreError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(IndexError::Io {
+            return Err(StoreError::Io {
                 path: path.to_path_buf(),
                 source,
             })
@@ -89,7 +89,7 @@ pub fn load(path: &Path) -> Result<Vec<Alert>, IndexError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for line in std::io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(|source| IndexError::Io {
+        let line = line.map_err(|source| StoreError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -120,7 +120,7 @@ mod tests {
             page_url: None,
             label: "stolen-1".into(),
             distance: 3,
-            algorithm: "dct256-median".into(),
+            algorithm: "pdq+grid".into(),
             detected_at: "2026-01-01T00:00:00Z".into(),
         }
     }

@@ -1,10 +1,31 @@
 //! The config file: one table per role, every setting with a default, unknown keys refused
 //! (a typo must not silently fall back to a default).
+//!
+//! A new role adds its own table here (its settings type lives in its crate, as
+//! `crawler::CrawlerConfig` does), with `#[serde(default)]` so existing files stay valid.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+/// Why the config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error(transparent)]
+    Parse(#[from] toml::de::Error),
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,16 +54,21 @@ impl Default for BusConfig {
 
 impl Config {
     /// Loads `path`, or the defaults when no file is given.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<Config> {
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
         Ok(toml::from_str(text)?)
     }
 }

@@ -1,0 +1,262 @@
+//! Starting a node, running it until it should stop, and stopping it cleanly.
+//!
+//! A node stops when (whichever first) its shutdown future resolves, the pipeline settles
+//! (`once`: nothing queued, nothing in flight), or a role ends on its own (an error). Then it
+//! closes the bus — consumers stop taking messages, each role finishes the one in hand and the
+//! indexer commits — waits up to [`SHUTDOWN_GRACE`] for the roles, and builds the [`Summary`].
+//! What was not settled stays unacked and is redelivered by the broker.
+
+use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bus::{Bus, Stats};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
+use url::Url;
+
+use crate::readiness::Readiness;
+use crate::roles::{self, RoleContext};
+use crate::summary::{Extra, Summary};
+use crate::{Config, NodeError, Role, Roles, Transport};
+
+/// How long roles get to finish in-flight work after the node starts stopping.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// What one node runs with, besides its roles, bus and transport.
+#[derive(Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    /// Queued by the frontier role when it starts.
+    pub seeds: Vec<Url>,
+    /// Stop once the pipeline has settled (every role must run in this node).
+    pub once: bool,
+    /// The node's counters; share them with the transport so its counts show too.
+    pub stats: Arc<Stats>,
+}
+
+impl NodeOptions {
+    pub fn new(data_dir: impl Into<PathBuf>, config: Config) -> NodeOptions {
+        NodeOptions {
+            data_dir: data_dir.into(),
+            config,
+            seeds: Vec::new(),
+            once: false,
+            stats: Arc::new(Stats::default()),
+        }
+    }
+}
+
+/// The composition root.
+pub struct Node;
+
+impl Node {
+    /// Starts `roles` on `bus` (and `transport`, which the crawler role needs) and runs them
+    /// until `shutdown` resolves, the pipeline settles (`once`) or a role fails. Must be
+    /// called inside a tokio runtime; await the handle for the summary.
+    pub fn start(
+        options: NodeOptions,
+        roles: Roles,
+        bus: Arc<dyn Bus>,
+        transport: Option<Transport>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> NodeHandle {
+        let readiness = Readiness::default();
+        for r in roles.in_start_order() {
+            readiness.expect(r);
+        }
+        let stats = options.stats.clone();
+        let run = Run {
+            options,
+            roles,
+            bus: bus.clone(),
+            transport,
+            readiness: readiness.clone(),
+        };
+        NodeHandle {
+            task: tokio::spawn(run.run(shutdown)),
+            stats,
+            readiness,
+            bus,
+        }
+    }
+}
+
+/// A running node: await it for its [`Summary`]; read its counters and readiness meanwhile.
+pub struct NodeHandle {
+    task: JoinHandle<Result<Summary, NodeError>>,
+    stats: Arc<Stats>,
+    readiness: Readiness,
+    bus: Arc<dyn Bus>,
+}
+
+impl NodeHandle {
+    /// The node's counters (typed names in [`bus::Counter`]).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Which of the node's roles are ready.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// The bus the node runs on (in-flight count for progress lines).
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
+    }
+}
+
+impl IntoFuture for NodeHandle {
+    type Output = Result<Summary, NodeError>;
+    type IntoFuture = NodeFuture;
+
+    fn into_future(self) -> NodeFuture {
+        NodeFuture(self.task)
+    }
+}
+
+/// Awaiting a [`NodeHandle`].
+pub struct NodeFuture(JoinHandle<Result<Summary, NodeError>>);
+
+impl Future for NodeFuture {
+    type Output = Result<Summary, NodeError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.map_err(|e| NodeError::Panicked(format!("the node task: {e}")))
+                .and_then(|r| r)
+        })
+    }
+}
+
+/// Everything one run owns.
+struct Run {
+    options: NodeOptions,
+    roles: Roles,
+    bus: Arc<dyn Bus>,
+    transport: Option<Transport>,
+    readiness: Readiness,
+}
+
+type RoleResult = (Role, Result<(), NodeError>);
+
+impl Run {
+    async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Summary, NodeError> {
+        let dir = &self.options.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        if let Err(e) = self.start_roles(&mut tasks).await {
+            self.bus.close();
+            return Err(e);
+        }
+        let ended = self.until_stop(&mut tasks, shutdown).await;
+        self.bus.close();
+        self.readiness.clear();
+        let stopped = stop(tasks, ended).await;
+        self.finish(started, stopped).await
+    }
+
+    async fn start_roles(&self, tasks: &mut JoinSet<RoleResult>) -> Result<(), NodeError> {
+        let ctx = RoleContext {
+            data_dir: self.options.data_dir.clone(),
+            config: Arc::new(self.options.config.clone()),
+            bus: self.bus.clone(),
+            stats: self.options.stats.clone(),
+            fetcher: self.transport.as_ref().map(|t| t.fetcher.clone()),
+            seeds: self.options.seeds.clone(),
+        };
+        for role in self.roles.in_start_order() {
+            let task = roles::start(role, &ctx).await?;
+            tasks.spawn(async move { (role, task.await) });
+            self.readiness.set(role, true);
+        }
+        Ok(())
+    }
+
+    /// Waits for the reason to stop; a role that ended on its own is returned.
+    async fn until_stop(
+        &self,
+        tasks: &mut JoinSet<RoleResult>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<Result<RoleResult, JoinError>>, NodeError> {
+        let settled = async {
+            if self.options.once {
+                self.bus.wait_idle().await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            r = settled => r.map(|()| None).map_err(NodeError::from),
+            r = tasks.join_next() => Ok(r),
+            _ = shutdown => {
+                tracing::warn!("stopping: finishing in-flight work");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        started: Instant,
+        stopped: Result<(), NodeError>,
+    ) -> Result<Summary, NodeError> {
+        if let Some(reason) = self.bus.failure() {
+            return Err(NodeError::BrokerLost(reason));
+        }
+        stopped?;
+        let dead_lettered = self.bus.dead_lettered().await.unwrap_or(0);
+        self.bus.disconnect().await;
+        let total_alerts = alerts::load(&self.options.data_dir.join(alerts::ALERTS_FILE))?.len();
+        Ok(Summary::from_stats(
+            &self.options.stats,
+            Extra {
+                total_alerts,
+                dead_lettered,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+                transport: self.transport.clone(),
+            },
+        ))
+    }
+}
+
+/// Drains the roles after the bus closed; the first failure wins (a role that ended before
+/// the node decided to stop is one).
+async fn stop(
+    mut tasks: JoinSet<RoleResult>,
+    ended: Result<Option<Result<RoleResult, JoinError>>, NodeError>,
+) -> Result<(), NodeError> {
+    let mut result = match ended {
+        Err(e) => Err(e),
+        Ok(None) => Ok(()),
+        Ok(Some(Ok((role, Ok(()))))) => Err(NodeError::RoleEnded(role)),
+        Ok(Some(r)) => role_result(r),
+    };
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            let r = role_result(r);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        return Err(NodeError::StopTimeout(SHUTDOWN_GRACE.as_secs()));
+    }
+    result
+}
+
+fn role_result(r: Result<RoleResult, JoinError>) -> Result<(), NodeError> {
+    match r {
+        Ok((_, r)) => r,
+        Err(e) => Err(NodeError::Panicked(format!("a role: {e}"))),
+    }
+}

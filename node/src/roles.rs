@@ -1,0 +1,112 @@
+//! One start function per role: open what the role needs, return the task that runs it until
+//! the bus closes. [`start`] is the one place that maps a [`Role`] to its start function.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bus::{Bus, Stats};
+use crawler::{Crawler, Fetcher, Frontier};
+use indexer::{Indexer, PageIndex};
+use matcher::{Bank, Matcher, Watchlist};
+use url::Url;
+
+use crate::{Config, NodeError, Role};
+
+/// A started role: runs until the bus closes.
+pub type RoleTask = Pin<Box<dyn Future<Output = Result<(), NodeError>> + Send>>;
+
+/// What every role's start function may use.
+#[derive(Clone)]
+pub struct RoleContext {
+    pub data_dir: PathBuf,
+    pub config: Arc<Config>,
+    pub bus: Arc<dyn Bus>,
+    pub stats: Arc<Stats>,
+    /// The crawler's transport (present when this node runs the crawler role).
+    pub fetcher: Option<Arc<dyn Fetcher>>,
+    /// Seeds the frontier queues when it starts.
+    pub seeds: Vec<Url>,
+}
+
+/// Starts `role`.
+pub async fn start(role: Role, ctx: &RoleContext) -> Result<RoleTask, NodeError> {
+    match role {
+        Role::Indexer => start_indexer(ctx),
+        Role::Matcher => start_matcher(ctx),
+        Role::Crawler => start_crawler(ctx),
+        Role::Frontier => start_frontier(ctx).await,
+    }
+}
+
+fn failed(role: Role) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> NodeError {
+    move |source| NodeError::Role { role, source }
+}
+
+/// Opens the index and the alert store.
+pub fn start_indexer(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
+    let index = Arc::new(PageIndex::open(&ctx.data_dir)?);
+    let alerts = alerts::AlertStore::open(&ctx.data_dir)?;
+    let indexer = Indexer::new(ctx.config.indexer.clone(), index, alerts, ctx.stats.clone());
+    let bus = ctx.bus.clone();
+    Ok(Box::pin(async move {
+        indexer
+            .run(bus)
+            .await
+            .map_err(|e| failed(Role::Indexer)(e.into()))
+    }))
+}
+
+/// Loads the fingerprint bank and the watchlist.
+pub fn start_matcher(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
+    let bank = Bank::open(&ctx.data_dir)?;
+    if bank.is_empty() {
+        tracing::warn!("the fingerprint bank is empty: images are indexed but cannot alert");
+    }
+    let watchlist = Watchlist::open(&ctx.data_dir)?;
+    let matcher = Arc::new(Matcher::new(
+        ctx.config.matcher.clone(),
+        bank,
+        watchlist,
+        ctx.stats.clone(),
+    ));
+    let bus = ctx.bus.clone();
+    Ok(Box::pin(async move {
+        matcher
+            .run(bus)
+            .await
+            .map_err(|e| failed(Role::Matcher)(e.into()))
+    }))
+}
+
+/// Needs the node's transport.
+pub fn start_crawler(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
+    let fetcher = ctx.fetcher.clone().ok_or(NodeError::NoTransport)?;
+    let crawler = Arc::new(Crawler::new(
+        ctx.config.crawler.clone(),
+        fetcher,
+        ctx.stats.clone(),
+    ));
+    let bus = ctx.bus.clone();
+    Ok(Box::pin(async move {
+        crawler
+            .run(bus)
+            .await
+            .map_err(|e| failed(Role::Crawler)(e.into()))
+    }))
+}
+
+/// Queues the seeds, then consumes discoveries.
+pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
+    let frontier = Arc::new(Frontier::new(ctx.config.crawler.clone(), ctx.stats.clone()));
+    let seeded = frontier.seed(ctx.bus.as_ref(), &ctx.seeds).await?;
+    tracing::info!(seeded, "seeds queued");
+    let bus = ctx.bus.clone();
+    Ok(Box::pin(async move {
+        frontier
+            .run(bus)
+            .await
+            .map_err(|e| failed(Role::Frontier)(e.into()))
+    }))
+}
