@@ -26,6 +26,30 @@ if ! amqp_up; then
 fi
 amqp_up || { echo "RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
 
+# The frontier's shared state is tested on a real PostgreSQL at 127.0.0.1:5432 (user postgres,
+# trust auth; each test makes its own database). Use the one that answers; otherwise install
+# and start one.
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+if ! pg_up; then
+  echo "== starting PostgreSQL"
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  conf=/etc/postgresql/$ver/main
+  sed -i 's/^\(local\|host\)\(.*\)\(peer\|scram-sha-256\|md5\)$/\1\2trust/' "$conf/pg_hba.conf"
+  grep -q "^listen_addresses" "$conf/postgresql.conf" ||
+    echo "listen_addresses = '127.0.0.1'" >>"$conf/postgresql.conf"
+  pg_ctlcluster "$ver" main start
+  for _ in $(seq 60); do pg_up && break; sleep 1; done
+fi
+pg_up || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+if ! command -v psql >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+fi
+
 # The Tor test watches leakwatch's sockets with strace (no DNS query may leave the process).
 if ! command -v strace >/dev/null 2>&1; then
   echo "== installing strace"

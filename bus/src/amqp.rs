@@ -520,6 +520,14 @@ impl Bus for AmqpBus {
         self.shared.closed.send_replace(true);
     }
 
+    fn is_closed(&self) -> bool {
+        *self.shared.closed.borrow()
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
     fn in_flight(&self) -> u64 {
         self.shared.in_flight.load(Ordering::SeqCst)
     }

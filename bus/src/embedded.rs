@@ -1,10 +1,16 @@
 //! The in-process bus: the default, so `leakwatch run` works on one machine with nothing else
 //! installed.
 //!
-//! Each queue is an unbounded channel shared by its consumers. The bus counts outstanding
-//! deliveries (published, not yet settled) so a caller can wait until the whole pipeline has
-//! settled ([`Bus::wait_idle`]). A delivery dropped unsettled is requeued; one
-//! redelivered more than the delivery limit is dead-lettered and counted.
+//! Each queue is a channel shared by its consumers. The bus counts outstanding deliveries
+//! (published, not yet settled) so a caller can wait until the whole pipeline has settled
+//! ([`Bus::wait_idle`]). A delivery dropped unsettled is requeued; one redelivered more than
+//! the delivery limit is dead-lettered and counted.
+//!
+//! Queues that carry bulk (images, pages, verdicts) are bounded in bytes: a publisher waits
+//! while its queue holds more than the budget, so crawlers that outpace the matchers slow down
+//! instead of piling images of up to 10 MiB in memory. The queues between the frontier and
+//! the crawlers stay unbounded: each side publishes to the other, and bounding both could
+//! deadlock; their messages are small and the frontier bounds how many there are.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use schema::names::{self, ExchangeKind};
-use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
 
 use crate::{Acker, Bus, BusError, Consumer, Delivery};
 
@@ -24,7 +30,24 @@ struct Envelope {
 struct Queue {
     tx: mpsc::UnboundedSender<Envelope>,
     rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<Envelope>>>,
+    /// Payload bytes waiting in the queue (not yet handed to a consumer).
+    queued_bytes: AtomicU64,
+    /// Publishers wait while `queued_bytes` is over this.
+    budget: u64,
+    /// Signalled when a consumer takes a message out.
+    space: Notify,
 }
+
+/// The queues bounded in bytes (nothing their consumers publish comes back to them).
+const BOUNDED: [&str; 4] = [
+    names::IMAGES,
+    names::VERDICTS,
+    names::PAGES_FOR_INDEXER,
+    names::PAGES_FOR_MATCHER,
+];
+
+/// Default byte budget of each bounded queue.
+pub const DEFAULT_QUEUE_BYTES: u64 = 128 * 1024 * 1024;
 
 struct Inner {
     queues: HashMap<String, Queue>,
@@ -50,8 +73,14 @@ impl Default for EmbeddedBus {
 
 impl EmbeddedBus {
     /// A bus with leakwatch's queues and exchanges; a message delivered more than
-    /// `delivery_limit` times is dead-lettered.
+    /// `delivery_limit` times is dead-lettered. Bulk queues hold [`DEFAULT_QUEUE_BYTES`].
     pub fn new(delivery_limit: u32) -> Self {
+        Self::with_queue_bytes(delivery_limit, DEFAULT_QUEUE_BYTES)
+    }
+
+    /// As [`EmbeddedBus::new`], with `queue_bytes` for each bulk queue (at least one message
+    /// is always let in, whatever its size).
+    pub fn with_queue_bytes(delivery_limit: u32, queue_bytes: u64) -> Self {
         let mut queues = HashMap::new();
         for q in names::all_queues() {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -60,6 +89,13 @@ impl EmbeddedBus {
                 Queue {
                     tx,
                     rx: Arc::new(AsyncMutex::new(rx)),
+                    queued_bytes: AtomicU64::new(0),
+                    budget: if BOUNDED.contains(&q) {
+                        queue_bytes
+                    } else {
+                        u64::MAX
+                    },
+                    space: Notify::new(),
                 },
             );
         }
@@ -90,18 +126,66 @@ impl EmbeddedBus {
             .unwrap_or_default()
     }
 
-    fn enqueue(&self, queue: &str, env: Envelope) -> Result<(), BusError> {
-        let q = self
-            .inner
+    fn queue(&self, queue: &str) -> Result<&Queue, BusError> {
+        self.inner
             .queues
             .get(queue)
-            .ok_or_else(|| BusError::UnknownQueue(queue.to_string()))?;
+            .ok_or_else(|| BusError::UnknownQueue(queue.to_string()))
+    }
+
+    /// Bytes waiting in `queue`.
+    pub fn queued_bytes(&self, queue: &str) -> u64 {
+        self.queue(queue)
+            .map_or(0, |q| q.queued_bytes.load(Ordering::SeqCst))
+    }
+
+    /// Waits until `queue` has room for `len` more bytes, then counts them in.
+    async fn reserve(&self, queue: &str, len: u64) -> Result<(), BusError> {
+        let q = self.queue(queue)?;
+        let mut closed = self.inner.closed.subscribe();
+        loop {
+            let space = q.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            let cur = q.queued_bytes.load(Ordering::SeqCst);
+            if cur == 0 || cur.saturating_add(len) <= q.budget {
+                let swapped = q.queued_bytes.compare_exchange(
+                    cur,
+                    cur + len,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                if swapped.is_ok() {
+                    return Ok(());
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = &mut space => {}
+                _ = closed.wait_for(|c| *c) => return Err(BusError::Closed),
+            }
+        }
+    }
+
+    /// Puts `env` in `queue`; its bytes must already be counted in.
+    fn enqueue(&self, queue: &str, env: Envelope) -> Result<(), BusError> {
+        let q = self.queue(queue)?;
         self.inner.outstanding.send_modify(|n| *n += 1);
+        let len = env.payload.len() as u64;
         if q.tx.send(env).is_err() {
             self.inner.outstanding.send_modify(|n| *n -= 1);
+            q.queued_bytes.fetch_sub(len, Ordering::SeqCst);
             return Err(BusError::Closed);
         }
         Ok(())
+    }
+
+    /// A message left `queue` for a consumer.
+    fn dequeued(&self, queue: &str, len: usize) {
+        if let Ok(q) = self.queue(queue) {
+            q.queued_bytes.fetch_sub(len as u64, Ordering::SeqCst);
+            q.space.notify_waiters();
+        }
     }
 
     fn settle(&self) {
@@ -122,7 +206,9 @@ impl Bus for EmbeddedBus {
         if *self.inner.closed.borrow() {
             return Err(BusError::Closed);
         }
+        let len = payload.len() as u64;
         if exchange.is_empty() {
+            self.reserve(routing_key, len).await?;
             return self.enqueue(
                 routing_key,
                 Envelope {
@@ -143,6 +229,7 @@ impl Bus for EmbeddedBus {
                 ExchangeKind::Topic => names::topic_matches(b.pattern, routing_key),
             };
             if routed {
+                self.reserve(b.queue, len).await?;
                 self.enqueue(
                     b.queue,
                     Envelope {
@@ -172,6 +259,10 @@ impl Bus for EmbeddedBus {
     /// Closes the bus: consumers see the end of their stream, publishes fail.
     fn close(&self) {
         self.inner.closed.send_replace(true);
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
     }
 
     fn in_flight(&self) -> u64 {
@@ -211,6 +302,7 @@ impl Consumer for EmbeddedConsumer {
                 _ = self.closed.wait_for(|c| *c) => return None,
             }
         };
+        self.bus.dequeued(&self.queue, env.payload.len());
         let redeliveries = env.redeliveries;
         let payload = env.payload.clone();
         Some(Delivery::new(
@@ -239,7 +331,12 @@ impl EmbeddedAcker {
         };
         env.redeliveries += 1;
         if requeue && env.redeliveries <= self.bus.inner.delivery_limit {
-            // Re-enqueue before settling so the count never dips to zero in between.
+            // Re-enqueue before settling so the count never dips to zero in between; a
+            // requeue never waits for room (it may run in a destructor).
+            if let Ok(q) = self.bus.queue(&self.queue) {
+                q.queued_bytes
+                    .fetch_add(env.payload.len() as u64, Ordering::SeqCst);
+            }
             if self.bus.enqueue(&self.queue, env).is_err() {
                 tracing::warn!(queue = %self.queue, "bus closed, message dropped on requeue");
             }
@@ -361,6 +458,42 @@ mod tests {
         assert!(c.next().await.is_none());
         assert!(matches!(
             bus.publish("", names::IMAGES, vec![]).await,
+            Err(BusError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_bulk_queue_holds_its_publishers_back() {
+        let bus = EmbeddedBus::with_queue_bytes(5, 1_000);
+        let mb = vec![7u8; 600];
+        bus.publish("", names::IMAGES, mb.clone()).await.unwrap();
+        // The second would pass the budget: it waits for a consumer.
+        let b2 = bus.clone();
+        let m2 = mb.clone();
+        let blocked = tokio::spawn(async move { b2.publish("", names::IMAGES, m2).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!blocked.is_finished());
+        assert_eq!(bus.queued_bytes(names::IMAGES), 600);
+        // Small control queues are never held back.
+        for _ in 0..10 {
+            bus.publish("", names::CRAWL_REQUESTS, mb.clone())
+                .await
+                .unwrap();
+        }
+        let mut c = bus.consume(names::IMAGES, 1).await.unwrap();
+        let d = c.next().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), blocked)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(bus.queued_bytes(names::IMAGES), 600);
+        // A requeue goes back in without waiting, even over the budget.
+        d.nack(true).await.unwrap();
+        assert_eq!(bus.queued_bytes(names::IMAGES), 1_200);
+        bus.close();
+        assert!(matches!(
+            bus.publish("", names::IMAGES, mb).await,
             Err(BusError::Closed)
         ));
     }

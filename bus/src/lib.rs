@@ -62,6 +62,15 @@ pub trait Bus: Send + Sync + 'static {
     /// already handed out can still be settled, and publishing may still work.
     fn close(&self);
 
+    /// Whether [`Bus::close`] was called (a role waiting on something else gives up).
+    fn is_closed(&self) -> bool;
+
+    /// Whether queued messages outlive this process (a broker's do; the embedded bus's die
+    /// with it). State that must agree with the queues is kept durable only when they are.
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     /// Deliveries handed to this process's consumers (embedded: published anywhere in the
     /// process) and not yet settled.
     fn in_flight(&self) -> u64;

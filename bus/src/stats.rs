@@ -135,8 +135,10 @@ pub mod kinds {
     pub const EXTRACT_PANIC: &str = "extract.panic";
     /// A `data:` image URI that does not decode.
     pub const EXTRACT_BAD_DATA_URI: &str = "extract.bad-data-uri";
-    /// HTML nested deeper than the extraction bound.
+    /// HTML nested deeper than the extraction bound (cut there).
     pub const HTML_TOO_DEEP: &str = "html.too-deep";
+    /// HTML that took longer than its parse budget (cut there).
+    pub const HTML_TOO_SLOW: &str = "html.too-slow";
     /// HTML whose encoding was neither declared nor UTF-8.
     pub const HTML_UNDECLARED_ENCODING: &str = "html.undeclared-encoding";
 }

@@ -2,14 +2,17 @@
 //! every image reference (`img` `src`/`srcset`/`data-src`, `picture > source`, CSS
 //! `background-image` in style attributes, and `data:` URIs carried inline).
 //!
-//! Input is hostile: outputs are bounded (text length, number of links and images) and the
-//! tree is walked iteratively, so deep nesting costs no stack.
+//! Input is hostile: parsing is bounded in depth and time ([`crate::parse`]), outputs are
+//! bounded (text length, number of links and images), the tree is walked iteratively so deep
+//! nesting costs no stack, and every slice of an input string is taken on a char boundary.
 
 use base64::Engine;
 use ego_tree::iter::Edge;
-use scraper::{Html, Node};
+use scraper::Node;
+use std::time::Duration;
 use url::Url;
 
+use crate::parse::{parse_bounded, Cut};
 use crate::urls;
 
 /// Bounds on what one page may yield.
@@ -20,9 +23,11 @@ pub struct ExtractLimits {
     pub max_links: usize,
     pub max_images: usize,
     pub max_data_uri_bytes: usize,
-    /// HTML parsing cost grows with the square of element nesting; a document nested deeper
-    /// than this is cut where it gets that deep.
-    pub max_nesting: usize,
+    /// HTML parsing cost grows with element nesting; elements nested deeper than this (as the
+    /// parser builds them) are left out. Browsers stop nesting at 512 too.
+    pub max_nesting: u32,
+    /// Parsing stops where this much time has passed; what was parsed is kept.
+    pub max_parse_time: Duration,
 }
 
 impl Default for ExtractLimits {
@@ -33,7 +38,8 @@ impl Default for ExtractLimits {
             max_links: 2_000,
             max_images: 500,
             max_data_uri_bytes: 5 * 1024 * 1024,
-            max_nesting: 2_000,
+            max_nesting: 512,
+            max_parse_time: Duration::from_secs(5),
         }
     }
 }
@@ -53,16 +59,16 @@ pub struct Extracted {
     pub links: Vec<Url>,
     pub images: Vec<Url>,
     pub inline_images: Vec<InlineImage>,
-    /// The document was cut because it nested deeper than the limit.
-    pub truncated_nesting: bool,
+    /// The document was cut: it nested deeper than the limit or took too long to parse.
+    pub cut: Option<Cut>,
 }
 
 /// Extracts from `html` fetched at `page_url`.
 pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted {
-    let (html, truncated) = cut_deep_nesting(html, limits.max_nesting);
-    let doc = Html::parse_document(html);
+    let parsed = parse_bounded(html, limits.max_nesting, limits.max_parse_time);
+    let doc = parsed.html;
     let mut out = Extracted {
-        truncated_nesting: truncated,
+        cut: parsed.cut,
         ..Extracted::default()
     };
     let mut base = page_url.clone();
@@ -163,44 +169,6 @@ pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted 
     out
 }
 
-/// Cuts `html` where its estimated element nesting first exceeds `max`. The estimate is a
-/// linear scan counting start and end tags, ignoring void elements and those whose end tag
-/// may be omitted (so sloppy but ordinary HTML is not cut).
-pub fn cut_deep_nesting(html: &str, max: usize) -> (&str, bool) {
-    const NOT_NESTING: &[&str] = &[
-        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead",
-        "tbody", "tfoot", "colgroup", "rb", "rt", "rp", "html", "head", "body", "param",
-    ];
-    let b = html.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
-        let start = i + off;
-        i = start + 1;
-        match b.get(i) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(c) if c.is_ascii_alphabetic() => {
-                let end = b[i..]
-                    .iter()
-                    .position(|c| !c.is_ascii_alphanumeric())
-                    .map_or(b.len(), |e| i + e);
-                let name = html[i..end].to_ascii_lowercase();
-                let close = b[end..].iter().position(|&c| c == b'>').map(|e| end + e);
-                let self_closed = close.is_some_and(|c| c > 0 && b[c - 1] == b'/');
-                if !self_closed && !NOT_NESTING.contains(&name.as_str()) {
-                    depth += 1;
-                    if depth > max {
-                        return (&html[..start], true);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    (html, false)
-}
-
 fn add_image(
     r: &str,
     base: &Url,
@@ -212,7 +180,7 @@ fn add_image(
         return;
     }
     let r = r.trim();
-    if r.len() > 5 && r[..5].eq_ignore_ascii_case("data:") {
+    if r.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
         if let Some(img) = parse_data_uri(r, limits.max_data_uri_bytes) {
             if seen.insert(schema::sha256_hex(&img.bytes)) {
                 out.inline_images.push(img);
@@ -383,16 +351,36 @@ mod tests {
     fn hostile_pages_are_bounded() {
         let deep = "<div>".repeat(10) + "shallow text" + &"<div>".repeat(100_000) + "deep text";
         let e = page(&deep);
-        assert!(e.truncated_nesting);
+        assert_eq!(e.cut, Some(Cut::TooDeep));
         assert!(e.text.contains("shallow text") && !e.text.contains("deep text"));
         let ordinary = "<ul>".to_string() + &"<li><p>item".repeat(50_000) + "</ul>";
         let e = page(&ordinary);
-        assert!(!e.truncated_nesting && e.text.ends_with("item"));
+        assert!(e.cut.is_none() && e.text.ends_with("item"));
         let many: String = (0..5000)
             .map(|i| format!("<a href='/p{i}'>l</a>"))
             .collect();
         assert_eq!(page(&many).links.len(), ExtractLimits::default().max_links);
         let huge = "word ".repeat(300_000);
         assert!(page(&huge).text.len() <= ExtractLimits::default().max_text_chars);
+    }
+
+    #[test]
+    fn non_ascii_image_names_do_not_panic() {
+        // The fifth byte of each falls inside a multi-byte character.
+        for name in [
+            "фото.jpg",
+            "写真の車.png",
+            "a😀b.jpg",
+            "abcé.gif",
+            "ab€.jpg",
+        ] {
+            let e = page(&format!(
+                "<p>text</p><img src='{name}'><img srcset='{name} 2x'>\
+                 <div style=\"background:url({name})\"></div><a href='/next'>n</a>"
+            ));
+            assert_eq!(e.images.len(), 1, "{name}");
+            assert_eq!((e.text.as_str(), e.links.len()), ("text n", 1), "{name}");
+        }
+        assert_eq!(page("<img src='DATA:image/png;base64,'>").images.len(), 0);
     }
 }

@@ -3,7 +3,20 @@
 //! It takes seeds and the links crawlers report, normalises and dedupes them, applies the
 //! scope rules (which sites to follow, how deep, how many pages per site) and publishes crawl
 //! requests. Images are leaves: they are fetched wherever they are hosted (the transport's
-//! address checks still apply), but only once each.
+//! address checks still apply), but only once each and at most `max_images_per_site` per host.
+//!
+//! Pages are written by the people being watched, so every map here is bounded: a page may
+//! introduce at most `max_new_sites_per_page` sites and a site at most
+//! `max_new_sites_per_site` in all; there are at most `max_sites` sites and `max_seen`
+//! remembered URLs (kept as 128-bit digests). What does not fit is dropped and counted under
+//! `frontier.dropped.*`. A newly discovered site gets no more than one cheap attempt before it
+//! is believed to exist (see [`crate::health`]).
+//!
+//! With a [`FrontierStore`] (distributed mode, where the queues survive the process) all of
+//! that state is durable: a frontier killed with `kill -9` restarts knowing its seeds, what it
+//! requested and each site's spent budget, and republishes what it claimed but never saw
+//! confirmed (the outbox protocol in [`crate::store`]). Without one (one process on the
+//! embedded bus, whose queues die with it) the state lives in memory.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,21 +28,62 @@ use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
 use schema::{CrawlRequest, Discovered, Message, ResourceKind};
 use url::Url;
 
+use crate::store::{Claim, FrontierStore, Snapshot, StoreError};
 use crate::urls::{check_onion, is_onion, parse_absolute, site_of};
 use crate::{CrawlerConfig, Follow};
 
 #[derive(Default)]
 struct State {
-    seen: HashSet<String>,
+    /// Digests of the URLs already requested.
+    seen: HashSet<u128>,
     seed_sites: HashSet<String>,
     pages_per_site: HashMap<String, usize>,
+    images_per_site: HashMap<String, usize>,
+    /// Sites each source site introduced.
+    new_sites_from: HashMap<String, usize>,
 }
 
-/// Dedupe and scope. Shared state behind a mutex; all work is in-memory and quick.
+/// Why a link was dropped for a bound (the `frontier.dropped.*` kinds).
+mod drop_kind {
+    pub const SITES_PER_PAGE: &str = "site-cap.page";
+    pub const SITES_PER_SOURCE: &str = "site-cap.source";
+    pub const SITES_TOTAL: &str = "site-cap.total";
+    pub const IMAGES_PER_SITE: &str = "image-cap.site";
+    pub const SEEN_FULL: &str = "seen-full";
+}
+
+/// The report being handled: where its links come from, and how many new sites it has
+/// introduced so far.
+struct Source {
+    site: Option<String>,
+    new_sites: usize,
+}
+
+fn digest(url: &Url) -> u128 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(url.as_str().as_bytes());
+    u128::from_le_bytes(d[..16].try_into().expect("16 of 32 bytes"))
+}
+
+/// Dedupe and scope. Shared state behind a mutex; decisions are made in memory, and recorded
+/// in the store (when there is one) before anything is published.
 pub struct Frontier {
     config: CrawlerConfig,
     stats: Arc<Stats>,
     state: Mutex<State>,
+    store: Option<Box<dyn FrontierStore>>,
+}
+
+/// A request admitted in memory, waiting to be claimed in the store and published.
+struct Admitted {
+    url: Url,
+    kind: ResourceKind,
+    claim: Claim,
+}
+
+fn store_failed(e: StoreError) -> BusError {
+    // Handled like a broker failure: the report is requeued and tried again.
+    BusError::Broker(e.to_string())
 }
 
 /// A seed that is not an absolute http(s) URL.
@@ -38,12 +92,75 @@ pub struct Frontier {
 pub struct BadSeed(pub String, pub String);
 
 impl Frontier {
+    /// A frontier whose state lives in memory only.
     pub fn new(config: CrawlerConfig, stats: Arc<Stats>) -> Self {
         Frontier {
             config,
             stats,
             state: Mutex::new(State::default()),
+            store: None,
         }
+    }
+
+    /// A frontier backed by `store`, warmed with what it remembers.
+    pub async fn with_store(
+        config: CrawlerConfig,
+        stats: Arc<Stats>,
+        store: Box<dyn FrontierStore>,
+    ) -> Result<Self, StoreError> {
+        let snapshot = store.load().await?;
+        let f = Frontier {
+            config,
+            stats,
+            state: Mutex::new(State::default()),
+            store: Some(store),
+        };
+        f.warm(snapshot);
+        Ok(f)
+    }
+
+    fn warm(&self, snap: Snapshot) {
+        let mut st = self.lock();
+        st.seen.extend(snap.seen);
+        for row in snap.sites {
+            if row.seed {
+                st.seed_sites.insert(row.site.clone());
+            }
+            if row.pages > 0 {
+                st.pages_per_site
+                    .insert(row.site.clone(), row.pages as usize);
+            }
+            if row.images > 0 {
+                st.images_per_site
+                    .insert(row.site.clone(), row.images as usize);
+            }
+            if row.introduced > 0 {
+                st.new_sites_from.insert(row.site, row.introduced as usize);
+            }
+        }
+        tracing::info!(
+            seen = st.seen.len(),
+            seed_sites = st.seed_sites.len(),
+            "frontier state loaded"
+        );
+    }
+
+    /// Publishes what a previous run claimed but never saw confirmed. Call before serving.
+    pub async fn recover(&self, bus: &dyn Bus) -> Result<usize, BusError> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let pending = store.pending().await.map_err(store_failed)?;
+        let mut done = Vec::with_capacity(pending.len());
+        for (digest, request) in pending {
+            bus.publish("", CRAWL_REQUESTS, request).await?;
+            done.push(digest);
+        }
+        store.done(&done).await.map_err(store_failed)?;
+        if !done.is_empty() {
+            tracing::warn!(republished = done.len(), "republished unconfirmed requests");
+        }
+        Ok(done.len())
     }
 
     /// Checks seeds before anything is published, so a typo fails the command early.
@@ -65,30 +182,32 @@ impl Frontier {
 
     /// Publishes crawl requests for the seeds (depth 0); their sites become in scope.
     pub async fn seed(&self, bus: &dyn Bus, seeds: &[Url]) -> Result<usize, BusError> {
-        {
-            let mut st = self.lock();
-            for s in seeds {
-                st.seed_sites.insert(site_of(s));
-            }
+        let sites: Vec<String> = seeds.iter().map(site_of).collect();
+        if let Some(store) = &self.store {
+            store.add_seed_sites(&sites).await.map_err(store_failed)?;
         }
-        let mut n = 0;
-        for s in seeds {
-            if self.admit(s, ResourceKind::Page, 0) {
-                if let Err(e) = self.publish(bus, s, ResourceKind::Page, 0, None).await {
-                    self.forget(s, ResourceKind::Page);
-                    return Err(e);
-                }
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.lock().seed_sites.extend(sites);
+        let mut src = Source {
+            site: None,
+            new_sites: 0,
+        };
+        let admitted: Vec<Admitted> = seeds
+            .iter()
+            .filter_map(|s| self.admit(s, ResourceKind::Page, 0, None, &mut src))
+            .collect();
+        self.claim_and_publish(bus, admitted).await
     }
 
     /// Handles one discovery report: requests for the new pages and images.
     pub async fn handle(&self, bus: &dyn Bus, d: &Discovered) -> Result<(), BusError> {
         let depth = d.depth.saturating_add(1);
+        let mut src = Source {
+            site: parse_absolute(&d.from).map(|u| site_of(&u)),
+            new_sites: 0,
+        };
         let pages = d.links.iter().map(|l| (l, ResourceKind::Page));
         let images = d.images.iter().map(|l| (l, ResourceKind::Image));
+        let mut admitted = Vec::new();
         for (link, kind) in pages.chain(images) {
             let Some(u) = parse_absolute(link) else {
                 continue;
@@ -98,15 +217,51 @@ impl Frontier {
                 self.stats.incr_kind(Family::FrontierDropped, e.kind());
                 continue;
             }
-            if self.admit(&u, kind, depth) {
-                if let Err(e) = self.publish(bus, &u, kind, depth, Some(&d.from)).await {
-                    // Not published: forget it, so the redelivered report publishes it again.
-                    self.forget(&u, kind);
-                    return Err(e);
+            admitted.extend(self.admit(&u, kind, depth, Some(&d.from), &mut src));
+        }
+        self.claim_and_publish(bus, admitted).await.map(|_| ())
+    }
+
+    /// Records `admitted` in the store (when there is one), publishes what this frontier
+    /// claimed, then marks it published. On a failure, whatever was not published is
+    /// forgotten in memory, so the redelivered report admits it again (the store still has
+    /// it pending, so it is claimed again).
+    async fn claim_and_publish(
+        &self,
+        bus: &dyn Bus,
+        admitted: Vec<Admitted>,
+    ) -> Result<usize, BusError> {
+        let claimed = match &self.store {
+            None => (0..admitted.len()).collect(),
+            Some(store) => {
+                let claims: Vec<Claim> = admitted.iter().map(|a| a.claim.clone()).collect();
+                match store.claim(&claims).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        admitted.iter().for_each(|a| self.forget(&a.url, a.kind));
+                        return Err(store_failed(e));
+                    }
                 }
             }
+        };
+        let mut published = Vec::with_capacity(claimed.len());
+        for (n, &i) in claimed.iter().enumerate() {
+            let a = &admitted[i];
+            if let Err(e) = bus
+                .publish("", CRAWL_REQUESTS, a.claim.request.clone())
+                .await
+            {
+                claimed[n..]
+                    .iter()
+                    .for_each(|&j| self.forget(&admitted[j].url, admitted[j].kind));
+                return Err(e);
+            }
+            published.push(a.claim.digest);
         }
-        Ok(())
+        if let Some(store) = &self.store {
+            store.done(&published).await.map_err(store_failed)?;
+        }
+        Ok(published.len())
     }
 
     /// Consumes discovery reports until the bus closes.
@@ -124,67 +279,135 @@ impl Frontier {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether to fetch `url`; records it as seen when yes.
-    fn admit(&self, url: &Url, kind: ResourceKind, depth: u32) -> bool {
-        let site = site_of(url);
-        let mut st = self.lock();
-        if kind == ResourceKind::Page {
-            if depth > self.config.max_depth {
-                self.stats.incr(Counter::FrontierTooDeep);
-                return false;
-            }
-            let in_scope = st.seed_sites.contains(&site)
-                || match self.config.follow {
-                    Follow::Seeds => false,
-                    Follow::OnionAndSeeds => is_onion(url),
-                    Follow::All => true,
-                };
-            if !in_scope {
-                self.stats.incr(Counter::FrontierOutOfScope);
-                return false;
-            }
-        }
-        if st.seen.contains(url.as_str()) {
-            return false;
-        }
-        if kind == ResourceKind::Page {
-            let count = st.pages_per_site.entry(site).or_default();
-            if *count >= self.config.max_pages_per_site {
-                self.stats.incr(Counter::FrontierSitePageCap);
-                return false;
-            }
-            *count += 1;
-        }
-        st.seen.insert(url.to_string());
-        true
-    }
-
-    /// Undoes [`Frontier::admit`] for a URL whose request could not be published.
-    fn forget(&self, url: &Url, kind: ResourceKind) {
-        let mut st = self.lock();
-        st.seen.remove(url.as_str());
-        if kind == ResourceKind::Page {
-            if let Some(c) = st.pages_per_site.get_mut(&site_of(url)) {
-                *c = c.saturating_sub(1);
-            }
-        }
-    }
-
-    async fn publish(
+    /// Whether to fetch `url`; records it as seen (in memory) when yes.
+    fn admit(
         &self,
-        bus: &dyn Bus,
         url: &Url,
         kind: ResourceKind,
         depth: u32,
         referrer: Option<&str>,
-    ) -> Result<(), BusError> {
-        let req = CrawlRequest {
+        src: &mut Source,
+    ) -> Option<Admitted> {
+        let site = site_of(url);
+        let mut st = self.lock();
+        if kind == ResourceKind::Page && !self.in_scope(&st, url, &site, depth) {
+            return None;
+        }
+        let key = digest(url);
+        if st.seen.contains(&key) {
+            return None;
+        }
+        if st.seen.len() >= self.config.max_seen {
+            return self.dropped(drop_kind::SEEN_FULL);
+        }
+        let mut introduced_by = None;
+        match kind {
+            ResourceKind::Page => {
+                if !st.pages_per_site.contains_key(&site) && !st.seed_sites.contains(&site) {
+                    if let Some(reason) = self.new_site_refused(&st, src) {
+                        return self.dropped(reason);
+                    }
+                    src.new_sites += 1;
+                    if let Some(from) = &src.site {
+                        *st.new_sites_from.entry(from.clone()).or_default() += 1;
+                        introduced_by = Some(from.clone());
+                    }
+                }
+                let count = st.pages_per_site.entry(site.clone()).or_default();
+                if *count >= self.config.max_pages_per_site {
+                    self.stats.incr(Counter::FrontierSitePageCap);
+                    return None;
+                }
+                *count += 1;
+            }
+            ResourceKind::Image => {
+                if st.images_per_site.len() >= self.config.max_sites
+                    && !st.images_per_site.contains_key(&site)
+                {
+                    return self.dropped(drop_kind::SITES_TOTAL);
+                }
+                let count = st.images_per_site.entry(site.clone()).or_default();
+                if *count >= self.config.max_images_per_site {
+                    return self.dropped(drop_kind::IMAGES_PER_SITE);
+                }
+                *count += 1;
+            }
+        }
+        st.seen.insert(key);
+        let request = CrawlRequest {
             url: url.to_string(),
             kind,
             depth,
             referrer: referrer.map(str::to_string),
         };
-        bus.publish("", CRAWL_REQUESTS, req.encode()).await
+        Some(Admitted {
+            url: url.clone(),
+            kind,
+            claim: Claim {
+                digest: key,
+                request: request.encode(),
+                site,
+                image: kind == ResourceKind::Image,
+                introduced_by,
+            },
+        })
+    }
+
+    /// Depth and follow rules for a page link.
+    fn in_scope(&self, st: &State, url: &Url, site: &str, depth: u32) -> bool {
+        if depth > self.config.max_depth {
+            self.stats.incr(Counter::FrontierTooDeep);
+            return false;
+        }
+        let in_scope = st.seed_sites.contains(site)
+            || match self.config.follow {
+                Follow::Seeds => false,
+                Follow::OnionAndSeeds => is_onion(url),
+                Follow::All => true,
+            };
+        if !in_scope {
+            self.stats.incr(Counter::FrontierOutOfScope);
+        }
+        in_scope
+    }
+
+    /// Which bound, if any, keeps a report from introducing one more site.
+    fn new_site_refused(&self, st: &State, src: &Source) -> Option<&'static str> {
+        let c = &self.config;
+        if src.site.is_some() && src.new_sites >= c.max_new_sites_per_page {
+            return Some(drop_kind::SITES_PER_PAGE);
+        }
+        let from_source = src
+            .site
+            .as_ref()
+            .and_then(|s| st.new_sites_from.get(s))
+            .copied()
+            .unwrap_or(0);
+        if from_source >= c.max_new_sites_per_site {
+            return Some(drop_kind::SITES_PER_SOURCE);
+        }
+        if st.pages_per_site.len() >= c.max_sites {
+            return Some(drop_kind::SITES_TOTAL);
+        }
+        None
+    }
+
+    fn dropped<T>(&self, reason: &str) -> Option<T> {
+        self.stats.incr_kind(Family::FrontierDropped, reason);
+        None
+    }
+
+    /// Undoes [`Frontier::admit`] for a URL whose request could not be published.
+    fn forget(&self, url: &Url, kind: ResourceKind) {
+        let mut st = self.lock();
+        st.seen.remove(&digest(url));
+        let per_site = match kind {
+            ResourceKind::Page => &mut st.pages_per_site,
+            ResourceKind::Image => &mut st.images_per_site,
+        };
+        if let Some(c) = per_site.get_mut(&site_of(url)) {
+            *c = c.saturating_sub(1);
+        }
     }
 }
 
@@ -291,5 +514,152 @@ mod tests {
         f.handle(&bus, &d).await.unwrap();
         let got: Vec<String> = drain(&bus).await.into_iter().map(|r| r.url).collect();
         assert_eq!(got, ["http://a.test/x"]);
+    }
+
+    /// A valid v3 onion address made from `i` (right checksum and version).
+    fn onion(i: u32) -> String {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        crate::onion::address_from_key(&key)
+    }
+
+    #[tokio::test]
+    async fn a_page_of_made_up_onions_adds_a_bounded_number_of_sites() {
+        let cfg = CrawlerConfig {
+            max_new_sites_per_page: 20,
+            max_new_sites_per_site: 30,
+            max_images_per_site: 5,
+            ..Default::default()
+        };
+        let stats = Arc::new(Stats::default());
+        let f = Frontier::new(cfg, stats.clone());
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        f.seed(&bus, &seeds).await.unwrap();
+        let flood = |from: &str, range: std::ops::Range<u32>| Discovered {
+            from: from.into(),
+            depth: 0,
+            links: range.map(|i| format!("http://{}/", onion(i))).collect(),
+            images: (0..50)
+                .map(|i| format!("http://cdn.test/{i}.jpg"))
+                .collect(),
+        };
+        f.handle(&bus, &flood("http://a.test/", 0..2_000))
+            .await
+            .unwrap();
+        f.handle(&bus, &flood("http://a.test/2", 2_000..4_000))
+            .await
+            .unwrap();
+        // Links to sites already admitted still count as pages of those sites.
+        let known = Discovered {
+            from: "http://a.test/3".into(),
+            depth: 0,
+            links: vec![
+                format!("http://{}/more", onion(0)),
+                "http://a.test/4".into(),
+            ],
+            images: vec![],
+        };
+        f.handle(&bus, &known).await.unwrap();
+        let got = drain(&bus).await;
+        let pages = got.iter().filter(|r| r.kind == ResourceKind::Page).count();
+        let images = got.iter().filter(|r| r.kind == ResourceKind::Image).count();
+        // The seed, 20 sites from the first page, 10 more (30 per source site) from the second,
+        // then one more page on a known onion and one on the seed's site.
+        assert_eq!((pages, images), (1 + 20 + 10 + 2, 5));
+        let dropped = stats.by_kind(Family::FrontierDropped);
+        // The first page hits its own cap; the second, its site's (30 in all) after 10.
+        assert_eq!(dropped.get("site-cap.page"), Some(&1_980));
+        assert_eq!(dropped.get("site-cap.source"), Some(&1_990));
+        assert_eq!(dropped.get("image-cap.site"), Some(&(45 + 45)));
+    }
+
+    #[tokio::test]
+    async fn the_seen_set_is_bounded() {
+        let cfg = CrawlerConfig {
+            max_seen: 10,
+            ..Default::default()
+        };
+        let stats = Arc::new(Stats::default());
+        let f = Frontier::new(cfg, stats.clone());
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        f.seed(&bus, &seeds).await.unwrap();
+        let d = Discovered {
+            from: "http://a.test/".into(),
+            depth: 0,
+            links: (0..100).map(|i| format!("http://a.test/{i}")).collect(),
+            images: vec![],
+        };
+        f.handle(&bus, &d).await.unwrap();
+        assert_eq!(drain(&bus).await.len(), 10);
+        assert_eq!(
+            stats.by_kind(Family::FrontierDropped).get("seen-full"),
+            Some(&91)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restarted_frontier_remembers_seeds_requests_and_budgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::SQLITE_FILE);
+        let open = || async {
+            let store = Box::new(crate::store::SqliteStore::open(&path).unwrap());
+            let cfg = CrawlerConfig {
+                max_pages_per_site: 3,
+                ..Default::default()
+            };
+            Frontier::with_store(cfg, Arc::new(Stats::default()), store)
+                .await
+                .unwrap()
+        };
+        let f = open().await;
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        f.seed(&bus, &seeds).await.unwrap();
+        assert_eq!(drain(&bus).await.len(), 1);
+        let report = |from: &str, links: &[&str]| Discovered {
+            from: from.into(),
+            depth: 0,
+            links: links.iter().map(|l| l.to_string()).collect(),
+            images: vec![],
+        };
+        f.handle(&bus, &report("http://a.test/", &["http://a.test/1"]))
+            .await
+            .unwrap();
+        assert_eq!(drain(&bus).await.len(), 1);
+        // The broker goes away mid-report: claimed, not published.
+        let dead = EmbeddedBus::default();
+        dead.close();
+        let lost = report("http://a.test/1", &["http://a.test/2"]);
+        assert!(f.handle(&dead, &lost).await.is_err());
+        drop(f); // kill -9
+
+        // Restarted without --seed: the seed's site is still in scope, the claimed request
+        // is republished, nothing already requested is requested again, budgets hold.
+        let f = open().await;
+        let bus = EmbeddedBus::default();
+        assert_eq!(f.recover(&bus).await.unwrap(), 1);
+        let got: Vec<String> = drain(&bus).await.into_iter().map(|r| r.url).collect();
+        assert_eq!(got, ["http://a.test/2"]);
+        f.handle(&bus, &lost).await.unwrap(); // the redelivered report
+        f.handle(
+            &bus,
+            &report(
+                "http://a.test/2",
+                &[
+                    "http://a.test/",
+                    "http://a.test/1",
+                    "http://a.test/3",
+                    "http://a.test/4",
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+        let got: Vec<String> = drain(&bus).await.into_iter().map(|r| r.url).collect();
+        // /, /1 and /2 spent the site's budget of three pages before the restart.
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(f.recover(&bus).await.unwrap(), 0);
     }
 }

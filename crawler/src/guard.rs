@@ -38,6 +38,18 @@ fn v6_non_public(ip: Ipv6Addr) -> bool {
         return v4_non_public(v4);
     }
     let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    // 6to4 (2002::/16) carries the IPv4 address of its relay in bits 16..48.
+    if s[0] == 0x2002 && v4_non_public(v4(s[1], s[2])) {
+        return true;
+    }
+    // Teredo (2001:0::/32) carries a server address and the client's, the latter inverted.
+    if s[0] == 0x2001
+        && s[1] == 0
+        && (v4_non_public(v4(s[2], s[3])) || v4_non_public(v4(!s[6], !s[7])))
+    {
+        return true;
+    }
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -78,6 +90,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "2002:7f00:1::1",                       // 6to4 around 127.0.0.1
+            "2002:a9fe:a9fe::",                     // 6to4 around 169.254.169.254
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+            "2001:0:a00:1::1",                      // Teredo, server 10.0.0.1
         ] {
             assert!(is_non_public(ip(a)), "{a} should be refused");
         }
@@ -92,6 +108,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:1.1.1.1",
+            "2002:0808:0808::1",                    // 6to4 around 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, client 8.8.8.8
         ] {
             assert!(!is_non_public(ip(a)), "{a} should be allowed");
         }

@@ -10,7 +10,15 @@
 //! (a success brings it back, a failure keeps it down for another period).
 //!
 //! Only transport failures count against a site: an HTTP 404 or an oversized body means the
-//! site answered.
+//! site answered. A failure of the way out itself ([`FetchError::TransportDown`]: the SOCKS
+//! proxy or the Tor client is down) says nothing about the site and is passed up untouched,
+//! for the crawler to pause on.
+//!
+//! A site that has never answered is treated by the request's [`Patience`]: a seed is retried
+//! on the backoff schedule until its grace period has passed (an onion service whose
+//! descriptor is not published yet, a site offline for minutes); a site only a crawled link
+//! vouches for gets a single attempt and is marked down at once when it fails, so a page of
+//! made-up addresses costs one attempt each.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::transport::{Fetcher, Limits, RawResponse};
+use crate::transport::{Fetcher, Limits, Patience, RawResponse};
 use crate::urls::site_of;
 use crate::FetchError;
 
@@ -41,6 +49,10 @@ pub struct HealthConfig {
     pub down_after: u32,
     /// How long a down site is left alone before one request probes it again.
     pub reprobe_secs: u64,
+    /// With `--once`: how long a seed that has never answered keeps being retried.
+    pub once_grace_secs: u64,
+    /// Without `--once`: the same, for a node that keeps running.
+    pub unreached_grace_secs: u64,
 }
 
 impl Default for HealthConfig {
@@ -51,6 +63,8 @@ impl Default for HealthConfig {
             backoff_max_ms: 30_000,
             down_after: 5,
             reprobe_secs: 600,
+            once_grace_secs: 300,
+            unreached_grace_secs: 6 * 3600,
         }
     }
 }
@@ -72,6 +86,10 @@ struct SiteState {
     consecutive_failures: u32,
     /// Set while the site is down: no request before this instant.
     down_until: Option<Instant>,
+    /// The site has answered at least once.
+    ever_up: bool,
+    /// The first attempt at the site (its grace period starts here).
+    first_try: Option<Instant>,
 }
 
 /// A transport wrapper adding retries, backoff and per-site up/down state.
@@ -81,6 +99,7 @@ pub struct HealthyFetcher {
     stats: Arc<Stats>,
     sites: Mutex<HashMap<String, SiteState>>,
     rng: AtomicU64,
+    grace: Duration,
 }
 
 /// Whether a failure may pass on its own (worth a retry, counts against the site).
@@ -98,17 +117,29 @@ pub fn is_transient(e: &FetchError) -> bool {
 }
 
 impl HealthyFetcher {
-    pub fn new(inner: Arc<dyn Fetcher>, config: HealthConfig, stats: Arc<Stats>) -> Self {
+    /// `once`: the node stops when the crawl settles, so seeds get `once_grace_secs`.
+    pub fn new(
+        inner: Arc<dyn Fetcher>,
+        config: HealthConfig,
+        stats: Arc<Stats>,
+        once: bool,
+    ) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let grace = Duration::from_secs(if once {
+            config.once_grace_secs
+        } else {
+            config.unreached_grace_secs
+        });
         HealthyFetcher {
             inner,
             config,
             stats,
             sites: Mutex::new(HashMap::new()),
             rng: AtomicU64::new(seed | 1),
+            grace,
         }
     }
 
@@ -152,22 +183,38 @@ impl HealthyFetcher {
         }
     }
 
-    fn succeeded(&self, site: &str) {
+    /// Until when a failing request to `site` may keep being retried regardless of the retry
+    /// count: the end of a seed's grace period, while the site has never answered.
+    fn patient_until(&self, site: &str, patience: Patience) -> Option<Instant> {
         let mut sites = self.lock();
-        if let Some(st) = sites.get_mut(site) {
-            if st.down_until.take().is_some() {
-                self.stats.incr(Counter::SiteRecovered);
-                tracing::info!(site, "site is back up");
-            }
-            st.consecutive_failures = 0;
-        }
+        let st = sites.entry(site.to_string()).or_default();
+        let first = *st.first_try.get_or_insert_with(Instant::now);
+        (patience == Patience::Seed && !st.ever_up).then_some(first + self.grace)
     }
 
-    fn failed(&self, site: &str) {
+    /// Whether `site` has never answered.
+    fn never_up(&self, site: &str) -> bool {
+        !self.lock().get(site).is_some_and(|s| s.ever_up)
+    }
+
+    fn succeeded(&self, site: &str) {
+        let mut sites = self.lock();
+        let st = sites.entry(site.to_string()).or_default();
+        st.ever_up = true;
+        if st.down_until.take().is_some() {
+            self.stats.incr(Counter::SiteRecovered);
+            tracing::info!(site, "site is back up");
+        }
+        st.consecutive_failures = 0;
+    }
+
+    /// Counts a failed request; `at_once` marks the site down whatever the count.
+    fn failed(&self, site: &str, at_once: bool) {
         let mut sites = self.lock();
         let st = sites.entry(site.to_string()).or_default();
         st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-        if st.consecutive_failures >= self.config.down_after.max(1) && st.down_until.is_none() {
+        let enough = at_once || st.consecutive_failures >= self.config.down_after.max(1);
+        if enough && st.down_until.is_none() {
             st.down_until = Some(Instant::now() + Duration::from_secs(self.config.reprobe_secs));
             self.stats.incr(Counter::SiteMarkedDown);
             tracing::warn!(
@@ -187,6 +234,8 @@ impl Fetcher for HealthyFetcher {
         if !self.admit(&site) {
             return Err(FetchError::SiteDown);
         }
+        let patient_until = self.patient_until(&site, limits.patience);
+        let probe = limits.patience == Patience::Probe && self.never_up(&site);
         let mut attempt = 0;
         loop {
             match self.inner.get(url, limits).await {
@@ -194,12 +243,15 @@ impl Fetcher for HealthyFetcher {
                     self.succeeded(&site);
                     return Ok(r);
                 }
+                // The way out is down, not the site: neither counted nor retried here.
+                Err(e @ FetchError::TransportDown(_)) => return Err(e),
                 Err(e) if is_transient(&e) => {
-                    if attempt >= self.config.retries {
-                        self.failed(&site);
+                    let delay = self.config.backoff(attempt, self.jitter());
+                    let patient = patient_until.is_some_and(|t| Instant::now() + delay < t);
+                    if probe || (attempt >= self.config.retries && !patient) {
+                        self.failed(&site, probe);
                         return Err(e);
                     }
-                    let delay = self.config.backoff(attempt, self.jitter());
                     self.stats.incr(Counter::SiteRetries);
                     tracing::debug!(url = %url, error = %e, attempt, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
@@ -257,6 +309,8 @@ mod tests {
             backoff_max_ms: 3000,
             down_after: 2,
             reprobe_secs: 60,
+            once_grace_secs: 120,
+            unreached_grace_secs: 600,
         }
     }
 
@@ -278,7 +332,7 @@ mod tests {
             detail: "descriptor not found".into(),
         };
         let inner = flaky(2, not_found);
-        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone());
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
         let u = Url::parse("http://a.test/").unwrap();
         let start = Instant::now();
         assert_eq!(h.get(&u, &Limits::default()).await.unwrap().status, 200);
@@ -293,7 +347,7 @@ mod tests {
     async fn a_failing_site_is_marked_down_then_reprobed() {
         let stats = Arc::new(Stats::default());
         let inner = flaky(6, FetchError::Connect("refused".into()));
-        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone());
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
         let u = Url::parse("http://a.test/x").unwrap();
         let other = Url::parse("http://b.test/").unwrap();
         for _ in 0..2 {
@@ -319,7 +373,7 @@ mod tests {
     async fn answers_are_not_failures() {
         let stats = Arc::new(Stats::default());
         let inner = flaky(100, FetchError::Status(404));
-        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone());
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
         let u = Url::parse("http://a.test/").unwrap();
         for _ in 0..5 {
             assert!(matches!(
@@ -329,5 +383,72 @@ mod tests {
         }
         assert_eq!(inner.calls.load(Ordering::SeqCst), 5);
         assert_eq!((stats.get(Counter::SiteRetries), h.sites_down()), (0, 0));
+    }
+
+    fn seed_limits(patience: Patience) -> Limits {
+        Limits {
+            patience,
+            ..Limits::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seed_that_never_answered_is_retried_for_its_grace_period() {
+        let stats = Arc::new(Stats::default());
+        let not_found = FetchError::Tor {
+            kind: crate::TorFailure::OnionNotFound,
+            detail: "descriptor not found".into(),
+        };
+        // Not found for about a minute (with 3 s backoffs): far beyond the 2 retries.
+        let inner = flaky(25, not_found);
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
+        let u = Url::parse("http://a.test/").unwrap();
+        let r = h.get(&u, &seed_limits(Patience::Seed)).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 26);
+        assert_eq!(stats.get(Counter::SiteMarkedDown), 0);
+        // Past the grace period a seed gives up like any request.
+        let inner = flaky(1_000, FetchError::Connect("refused".into()));
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
+        let start = Instant::now();
+        assert!(h.get(&u, &seed_limits(Patience::Seed)).await.is_err());
+        let waited = start.elapsed();
+        assert!(waited <= Duration::from_secs(121), "{waited:?}");
+        assert!(waited >= Duration::from_secs(110), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_site_gets_one_attempt_then_is_down() {
+        let stats = Arc::new(Stats::default());
+        let inner = flaky(1_000, FetchError::Connect("refused".into()));
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
+        let u = Url::parse("http://made-up.test/").unwrap();
+        assert!(h.get(&u, &seed_limits(Patience::Probe)).await.is_err());
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(h.sites_down(), 1);
+        let e = h.get(&u, &seed_limits(Patience::Probe)).await.unwrap_err();
+        assert!(matches!(e, FetchError::SiteDown));
+        // A site that has answered before gets the usual retries for the same request.
+        let inner = flaky(1, FetchError::Connect("refused".into()));
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
+        let ok = Url::parse("http://ok.test/").unwrap();
+        h.get(&ok, &seed_limits(Patience::Seed)).await.unwrap();
+        inner.calls.store(0, Ordering::SeqCst);
+        h.get(&ok, &seed_limits(Patience::Probe)).await.unwrap();
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_outage_is_not_the_sites_fault() {
+        let stats = Arc::new(Stats::default());
+        let inner = flaky(100, FetchError::TransportDown("proxy refused".into()));
+        let h = HealthyFetcher::new(inner.clone(), cfg(), stats.clone(), true);
+        let u = Url::parse("http://a.test/").unwrap();
+        for _ in 0..10 {
+            let e = h.get(&u, &Limits::default()).await.unwrap_err();
+            assert!(matches!(e, FetchError::TransportDown(_)));
+        }
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 10);
+        assert_eq!((h.sites_down(), stats.get(Counter::SiteRetries)), (0, 0));
     }
 }

@@ -20,8 +20,10 @@ pub mod guard;
 pub mod health;
 pub mod isolation;
 pub mod onion;
+pub mod parse;
 pub mod politeness;
 pub mod socks5;
+pub mod store;
 pub mod tor;
 pub mod transport;
 pub mod urls;
@@ -36,7 +38,7 @@ pub use frontier::Frontier;
 pub use health::{HealthConfig, HealthyFetcher};
 pub use socks5::Socks5Fetcher;
 pub use tor::{TorConfig, TorFetcher};
-pub use transport::{DirectFetcher, Fetcher, Limits};
+pub use transport::{DirectFetcher, Fetcher, Limits, Patience};
 pub use worker::Crawler;
 
 /// Why a fetch failed. [`FetchError::kind`] names it for counting.
@@ -76,6 +78,10 @@ pub enum FetchError {
     Tor { kind: TorFailure, detail: String },
     #[error("SOCKS5 proxy: {0}")]
     Socks(String),
+    /// The way out itself is down (the SOCKS proxy does not answer, the Tor client has no
+    /// network): nothing is known about the site, and the request must wait, not be dropped.
+    #[error("transport down: {0}")]
+    TransportDown(String),
 }
 
 /// What went wrong on the Tor side of a request (from arti's error kinds or tor's SOCKS
@@ -115,6 +121,20 @@ impl std::fmt::Display for TorFailure {
 }
 
 impl FetchError {
+    /// Whether the site sent something back (an HTTP status, a body, a redirect), whatever
+    /// was wrong with it.
+    pub fn site_answered(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Http(_)
+                | FetchError::Status(_)
+                | FetchError::BodyTooLarge(_)
+                | FetchError::TooManyRedirects(_)
+                | FetchError::BadRedirect
+                | FetchError::NotAnImage
+        )
+    }
+
     /// A short, low-cardinality name for counting.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -137,6 +157,7 @@ impl FetchError {
             FetchError::SiteDown => "fetch.site-down",
             FetchError::Tor { kind, .. } => kind.kind(),
             FetchError::Socks(_) => "fetch.socks",
+            FetchError::TransportDown(_) => "transport.down",
         }
     }
 }
@@ -172,6 +193,16 @@ pub struct CrawlerConfig {
     pub follow: Follow,
     /// Crawler-trap bound: pages fetched per site per run.
     pub max_pages_per_site: usize,
+    /// Image fetches per image host per run.
+    pub max_images_per_site: usize,
+    /// New sites one page may introduce (a page of made-up onion links adds no more).
+    pub max_new_sites_per_page: usize,
+    /// New sites one site may introduce over the whole run.
+    pub max_new_sites_per_site: usize,
+    /// Sites the frontier keeps budgets for.
+    pub max_sites: usize,
+    /// URLs the frontier remembers as requested (16 bytes each).
+    pub max_seen: usize,
     pub user_agent: String,
     /// Unacked crawl requests each worker may hold (AMQP `basic_qos`).
     pub prefetch: u16,
@@ -192,6 +223,11 @@ impl Default for CrawlerConfig {
             max_depth: 6,
             follow: Follow::default(),
             max_pages_per_site: 20_000,
+            max_images_per_site: 20_000,
+            max_new_sites_per_page: 20,
+            max_new_sites_per_site: 500,
+            max_sites: 100_000,
+            max_seen: 10_000_000,
             user_agent: "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
                 .to_string(),
             prefetch: 1,
@@ -207,6 +243,7 @@ impl CrawlerConfig {
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             max_body_bytes,
             max_header_bytes: 64 * 1024,
+            patience: Default::default(),
         }
     }
 }

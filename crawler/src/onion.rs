@@ -138,8 +138,16 @@ fn base32_decode(s: &str) -> Result<[u8; 35], OnionError> {
     Ok(out)
 }
 
-/// Base32 encoding, for building addresses in tests.
-#[cfg(test)]
+/// The v3 address (`<56 chars>.onion`) of an ed25519 public key: what a service with that
+/// key is reached at. Tests and the testbed use it to make valid addresses.
+pub fn address_from_key(pubkey: &[u8; 32]) -> String {
+    let mut b = pubkey.to_vec();
+    b.extend_from_slice(&v3_checksum(pubkey, 3));
+    b.push(3);
+    format!("{}.onion", base32_encode(&b))
+}
+
+/// RFC 4648 base32, lowercase, no padding.
 fn base32_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let (mut acc, mut bits, mut out) = (0u64, 0u32, String::new());
@@ -171,6 +179,12 @@ mod tests {
         b.extend_from_slice(&checksum.unwrap_or_else(|| v3_checksum(&pubkey, version)));
         b.push(version);
         format!("{}.onion", base32_encode(&b))
+    }
+
+    #[test]
+    fn addresses_from_keys_are_valid() {
+        let a = address_from_key(&[7; 32]);
+        assert_eq!(parse_onion_host(&a).unwrap().as_str(), a);
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! DNS. Each site gets its own username/password; with tor's `IsolateSOCKSAuth` (on by
 //! default) streams with different credentials never share a circuit. Every read from the
 //! proxy is bounded and the whole exchange has a deadline.
+//!
+//! The proxy would reach whatever a crawled link names, so the SSRF rules of the direct
+//! transport apply before anything is sent: IP literals (in any form the URL parser accepts:
+//! decimal, octal, hex, IPv6 with embedded IPv4) must be public and `localhost` names are
+//! refused, unless private addresses are allowed. A proxy that cannot be reached is a
+//! [`FetchError::TransportDown`]: nothing is wrong with the site.
 
 use std::sync::Arc;
 
@@ -15,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
+use crate::guard::is_non_public;
 use crate::isolation::IsolationGroups;
 use crate::onion::{is_onion_host, parse_onion_host};
 use crate::transport::{get_over, tls_connector, Fetcher, Limits, RawResponse};
@@ -30,11 +37,13 @@ pub struct Socks5Fetcher {
     user_agent: String,
     tls: tokio_rustls::TlsConnector,
     groups: IsolationGroups<Arc<(String, String)>>,
+    allow_private: bool,
 }
 
 impl Socks5Fetcher {
-    /// `proxy` is `HOST:PORT` of the SOCKS5 server.
-    pub fn new(proxy: &str, user_agent: &str) -> Result<Self, FetchError> {
+    /// `proxy` is `HOST:PORT` of the SOCKS5 server; `allow_private` lets crawled links name
+    /// loopback, private and link-local addresses (tests, local sites).
+    pub fn new(proxy: &str, user_agent: &str, allow_private: bool) -> Result<Self, FetchError> {
         // A per-process nonce in the password: two leakwatch processes on one tor do not
         // share circuits either.
         let nonce = std::time::SystemTime::now()
@@ -49,6 +58,7 @@ impl Socks5Fetcher {
             groups: IsolationGroups::new(FRESH_AFTER, move |site, gen| {
                 Arc::new((credential(site), format!("{nonce:x}-{gen}")))
             }),
+            allow_private,
         })
     }
 
@@ -65,11 +75,21 @@ impl Socks5Fetcher {
             Some(url::Host::Domain(d)) => Target::Name(d.trim_end_matches('.').to_string()),
             None => return Err(FetchError::BadUrl),
         };
+        if !self.allow_private {
+            check_target(&target)?;
+        }
         let creds = self.groups.group(&site_of(url));
         let tcp = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(&self.proxy))
             .await
-            .map_err(|_| FetchError::Timeout)?
-            .map_err(|e| FetchError::Socks(format!("cannot reach proxy {}: {e}", self.proxy)))?;
+            .map_err(|_| {
+                FetchError::TransportDown(format!(
+                    "proxy {} did not accept a connection",
+                    self.proxy
+                ))
+            })?
+            .map_err(|e| {
+                FetchError::TransportDown(format!("cannot reach proxy {}: {e}", self.proxy))
+            })?;
         let _ = tcp.set_nodelay(true);
         let tcp = tokio::time::timeout(
             limits.connect_timeout,
@@ -84,6 +104,26 @@ impl Socks5Fetcher {
         .map_err(|_| FetchError::Timeout)??;
         get_over(tcp, &self.tls, url, &self.user_agent, limits).await
     }
+}
+
+/// The SSRF rules for what the proxy is asked to reach.
+fn check_target(target: &Target) -> Result<(), FetchError> {
+    match target {
+        Target::Ip(ip) if is_non_public(*ip) => Err(FetchError::PrivateAddress(*ip)),
+        Target::Name(n) if n.eq_ignore_ascii_case("localhost") || has_suffix(n, ".localhost") => {
+            Err(FetchError::PrivateAddress(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn has_suffix(name: &str, suffix: &str) -> bool {
+    name.len() > suffix.len()
+        && name
+            .get(name.len() - suffix.len()..)
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
 }
 
 /// The SOCKS username for a site: the site itself when it fits, else a digest of it.
@@ -324,6 +364,10 @@ mod tests {
                         let mut n = vec![0u8; l[0] as usize];
                         s.read_exact(&mut n).await.unwrap();
                         seen.name = String::from_utf8(n).unwrap();
+                    } else if h[3] == 4 {
+                        let mut ip = [0u8; 16];
+                        s.read_exact(&mut ip).await.unwrap();
+                        seen.name = std::net::Ipv6Addr::from(ip).to_string();
                     } else {
                         let mut ip = [0u8; 4];
                         s.read_exact(&mut ip).await.unwrap();
@@ -360,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn names_go_to_the_proxy_and_sites_get_their_own_credentials() {
         let (addr, seen) = proxy(0).await;
-        let f = Socks5Fetcher::new(&addr, "test-agent").unwrap();
+        let f = Socks5Fetcher::new(&addr, "test-agent", true).unwrap();
         let onion = Url::parse(&format!("http://{}/a", ONION.to_uppercase())).unwrap();
         let r = f.get(&onion, &Limits::default()).await.unwrap();
         assert_eq!(r.status, 200);
@@ -393,7 +437,7 @@ mod tests {
     #[tokio::test]
     async fn tor_reply_codes_become_counted_errors_and_fresh_credentials() {
         let (addr, seen) = proxy(0xf0).await;
-        let f = Socks5Fetcher::new(&addr, "a").unwrap();
+        let f = Socks5Fetcher::new(&addr, "a", true).unwrap();
         let u = Url::parse(&format!("http://{ONION}/")).unwrap();
         for _ in 0..2 {
             let e = f.get(&u, &Limits::default()).await.unwrap_err();
@@ -410,7 +454,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_onions_never_reach_the_proxy() {
         let (addr, seen) = proxy(0).await;
-        let f = Socks5Fetcher::new(&addr, "a").unwrap();
+        let f = Socks5Fetcher::new(&addr, "a", true).unwrap();
         let bad = ONION.replacen("2gzy", "2gzz", 1);
         let e = f
             .get(
@@ -438,7 +482,7 @@ mod tests {
                 held.push(s);
             }
         });
-        let f = Socks5Fetcher::new(&addr, "a").unwrap();
+        let f = Socks5Fetcher::new(&addr, "a", true).unwrap();
         let limits = Limits {
             timeout: Duration::from_millis(600),
             connect_timeout: Duration::from_millis(300),
@@ -451,6 +495,56 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
         let e = f.get(&u, &limits).await.unwrap_err();
         assert_eq!(e.kind(), "fetch.socks", "{e}");
+    }
+
+    #[tokio::test]
+    async fn private_targets_never_reach_the_proxy() {
+        let (addr, seen) = proxy(0).await;
+        let f = Socks5Fetcher::new(&addr, "a", false).unwrap();
+        for bad in [
+            "http://127.0.0.1/",
+            "http://10.1.2.3:8080/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2130706433/", // 127.0.0.1 in decimal
+            "http://0177.0.0.1/", // octal
+            "http://0x7f.0.0.1/", // hex
+            "http://0x0a000001/", // 10.0.0.1 as one hex number
+            "http://[::1]/",
+            "http://[::ffff:192.168.0.1]/",
+            "http://[2002:c0a8:0101::1]/", // 6to4 around 192.168.1.1
+            "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", // Teredo client 10.0.0.1
+            "http://localhost:15672/",
+            "http://api.LOCALHOST/",
+        ] {
+            let u = Url::parse(bad).unwrap();
+            let e = f.get(&u, &Limits::default()).await.unwrap_err();
+            assert_eq!(e.kind(), "fetch.private-address", "{bad}: {e}");
+        }
+        assert!(seen.lock().unwrap().is_empty());
+        // Public literals and names still go through.
+        for good in [
+            "http://93.184.215.14/",
+            "http://[2606:4700::1111]/",
+            "http://a.test/",
+        ] {
+            f.get(&Url::parse(good).unwrap(), &Limits::default())
+                .await
+                .unwrap();
+        }
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_is_not_listening_is_a_transport_outage() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let f = Socks5Fetcher::new(&addr, "a", false).unwrap();
+        let e = f
+            .get(&Url::parse("http://a.test/").unwrap(), &Limits::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), "transport.down", "{e}");
     }
 
     #[test]

@@ -109,25 +109,16 @@ pub struct TorFetcher {
     bootstrap: Duration,
 }
 
-/// arti's config and the keys of the file it did not recognise (ignored).
-pub struct LoadedConfig {
-    pub config: TorClientConfig,
-    pub unrecognized: Vec<String>,
-}
-
 /// Builds arti's config: the file (when given) with arti's own loader, then the state and
-/// cache dirs under `dir`.
-pub fn load_config(file: Option<&Path>, dir: &Path) -> Result<LoadedConfig, TorSetupError> {
+/// cache dirs under `dir`. A key arti does not know is an error: a misspelt
+/// `[address_filter]` or `[path_rules]` key would otherwise silently weaken the setup.
+pub fn load_config(file: Option<&Path>, dir: &Path) -> Result<TorClientConfig, TorSetupError> {
     let state = dir.join("state");
     let cache = dir.join("cache");
     let Some(file) = file else {
-        let config = TorClientConfigBuilder::from_directories(&state, &cache)
+        return TorClientConfigBuilder::from_directories(&state, &cache)
             .build()
-            .map_err(|e| TorSetupError::Client(e.to_string()))?;
-        return Ok(LoadedConfig {
-            config,
-            unrecognized: Vec::new(),
-        });
+            .map_err(|e| TorSetupError::Client(e.to_string()));
     };
     let path = file.display().to_string();
     let bad = |detail: String| TorSetupError::Config {
@@ -150,31 +141,24 @@ pub fn load_config(file: Option<&Path>, dir: &Path) -> Result<LoadedConfig, TorS
         &tor_config::load::ConfigResolveOptions::default(),
     )
     .map_err(|e| bad(e.to_string()))?;
-    Ok(LoadedConfig {
-        config: resolved.value,
-        unrecognized: resolved
+    if !resolved.unrecognized.is_empty() {
+        let keys: Vec<String> = resolved
             .unrecognized
             .iter()
             .map(ToString::to_string)
-            .collect(),
-    })
+            .collect();
+        return Err(bad(format!(
+            "keys the embedded Tor client does not know: {}",
+            keys.join(", ")
+        )));
+    }
+    Ok(resolved.value)
 }
 
 impl TorFetcher {
     /// Creates the client and bootstraps it, within `bootstrap_timeout_secs`.
     pub async fn bootstrap(opts: TorOptions, stats: Arc<Stats>) -> Result<Self, TorSetupError> {
-        let loaded = load_config(opts.config_file.as_deref(), &opts.dir)?;
-        if !loaded.unrecognized.is_empty() {
-            eprintln!(
-                "warning: {}: keys not used by the embedded Tor client (ignored): {}",
-                opts.config_file
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                loaded.unrecognized.join(", ")
-            );
-        }
-        let config = loaded.config;
+        let config = load_config(opts.config_file.as_deref(), &opts.dir)?;
         let started = Instant::now();
         let client = TorClient::builder()
             .config(config)
@@ -304,6 +288,10 @@ impl TorFetcher {
 
 /// Maps arti's error kinds onto the crawler's counted failures.
 fn tor_error(e: &arti_client::Error) -> FetchError {
+    let down = matches!(
+        e.kind(),
+        ErrorKind::BootstrapRequired | ErrorKind::LocalNetworkError
+    );
     let kind = match e.kind() {
         ErrorKind::OnionServiceNotFound => TorFailure::OnionNotFound,
         ErrorKind::OnionServiceNotRunning
@@ -344,6 +332,10 @@ fn tor_error(e: &arti_client::Error) -> FetchError {
         detail.push_str(": ");
         detail.push_str(&cause.to_string());
         source = cause.source();
+    }
+    if down {
+        // The client itself has no way out (not bootstrapped, no local network).
+        return FetchError::TransportDown(detail);
     }
     FetchError::Tor { kind, detail }
 }
@@ -386,8 +378,7 @@ mod tests {
         .unwrap();
         let dir = tmp.path().join("tor");
         let loaded = load_config(Some(&file), &dir).unwrap();
-        assert!(loaded.unrecognized.is_empty(), "{:?}", loaded.unrecognized);
-        let shown = format!("{:?}", loaded.config);
+        let shown = format!("{loaded:?}");
         assert!(shown.contains("ipv4_subnet_family_prefix: 33"), "{shown}");
         assert!(
             shown.contains(&dir.join("state").display().to_string()),
@@ -396,8 +387,8 @@ mod tests {
         assert!(!shown.contains("/elsewhere"), "{shown}");
 
         std::fs::write(&file, "[path_rules]\nipv4_subnet_family_prefx = 33\n").unwrap();
-        let loaded = load_config(Some(&file), &dir).unwrap();
-        assert_eq!(loaded.unrecognized, ["path_rules.ipv4_subnet_family_prefx"]);
+        let e = load_config(Some(&file), &dir).err().unwrap().to_string();
+        assert!(e.contains("path_rules.ipv4_subnet_family_prefx"), "{e}");
         std::fs::write(&file, "[path_rules]\nipv4_subnet_family_prefix = \"x\"\n").unwrap();
         assert!(load_config(Some(&file), &dir).is_err());
         let missing = tmp.path().join("missing.toml");

@@ -28,6 +28,21 @@ pub struct Limits {
     pub connect_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
+    /// How hard to try a site that has never answered (see [`crate::health`]).
+    pub patience: Patience,
+}
+
+/// How hard to try a site that has never answered yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Patience {
+    /// The usual retries.
+    #[default]
+    Normal,
+    /// A seed: an onion service may still be publishing its descriptor, so keep trying on a
+    /// backoff schedule for the grace period.
+    Seed,
+    /// A site only a crawled link vouches for: one attempt, then it is down.
+    Probe,
 }
 
 impl Default for Limits {
@@ -37,6 +52,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(15),
             max_body_bytes: 5 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
+            patience: Patience::Normal,
         }
     }
 }

@@ -2,8 +2,15 @@
 //! the extracted page (to the pages fanout), its links and image URLs (to the frontier), and
 //! images (to the matchers). A request is acked only after all of that is published, so a
 //! worker that dies mid-request loses nothing.
+//!
+//! When the way out is down (the SOCKS proxy or the Tor client, [`FetchError::TransportDown`])
+//! a worker keeps its request and tries it again on a backoff schedule until the transport is
+//! back or the node stops: fetching pauses, queued requests stay queued, and the crawler
+//! reports itself not ready meanwhile ([`Crawler::transport_up`]).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,9 +22,10 @@ use url::Url;
 
 use crate::extract::{extract, ExtractLimits};
 use crate::fetch::{decode_html, fetch, image_magic, Fetched, Sniffed};
+use crate::parse::Cut;
 use crate::politeness::HostGate;
-use crate::transport::Fetcher;
-use crate::urls::site_of;
+use crate::transport::{Fetcher, Limits, Patience};
+use crate::urls::{is_onion, site_of};
 use crate::{CrawlerConfig, FetchError};
 
 /// The crawler role of one process.
@@ -27,7 +35,14 @@ pub struct Crawler {
     gate: HostGate,
     stats: Arc<Stats>,
     extract_limits: ExtractLimits,
+    /// Workers currently waiting for the transport to come back.
+    waiting_for_transport: AtomicUsize,
+    /// Sites that answered at least once (any HTTP response).
+    reached: Mutex<HashSet<String>>,
 }
+
+/// Longest wait between two tries of a request while the transport is down.
+const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl Crawler {
     pub fn new(config: CrawlerConfig, fetcher: Arc<dyn Fetcher>, stats: Arc<Stats>) -> Self {
@@ -41,7 +56,23 @@ impl Crawler {
             fetcher,
             stats,
             extract_limits,
+            waiting_for_transport: AtomicUsize::new(0),
+            reached: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// False while a worker waits for the transport (proxy or Tor client) to come back.
+    pub fn transport_up(&self) -> bool {
+        self.waiting_for_transport.load(Ordering::SeqCst) == 0
+    }
+
+    /// Whether `site` (as [`site_of`] names it) has answered at least once.
+    pub fn reached(&self, site: &str) -> bool {
+        self.lock_reached().contains(site)
+    }
+
+    fn lock_reached(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.reached.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `config.workers` concurrent workers until the bus closes.
@@ -67,15 +98,18 @@ impl Crawler {
             ResourceKind::Page => self.config.max_page_bytes,
             ResourceKind::Image => self.config.max_image_bytes,
         };
-        let limits = self.config.limits(max_bytes);
-        let fetched = match fetch(
-            self.fetcher.as_ref(),
-            &url,
-            &limits,
-            self.config.max_redirects,
-        )
-        .await
+        let limits = Limits {
+            patience: patience(req, &url),
+            ..self.config.limits(max_bytes)
+        };
+        let fetched = self.fetch_through_outages(bus, &url, &limits).await?;
+        if fetched
+            .as_ref()
+            .map_or_else(FetchError::site_answered, |_| true)
         {
+            self.lock_reached().insert(site_of(&url));
+        }
+        let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
                 self.stats.error(e.kind());
@@ -94,6 +128,41 @@ impl Crawler {
                 self.stats.incr(Counter::CrawlerSkippedContent);
                 Ok(())
             }
+        }
+    }
+
+    /// Fetches `url`, waiting out transport outages. The outer error is the bus closing while
+    /// the transport was still down (the request is then left for another run).
+    async fn fetch_through_outages(
+        &self,
+        bus: &dyn Bus,
+        url: &Url,
+        limits: &Limits,
+    ) -> Result<Result<Fetched, FetchError>, BusError> {
+        let max_redirects = self.config.max_redirects;
+        let mut r = fetch(self.fetcher.as_ref(), url, limits, max_redirects).await;
+        if !matches!(r, Err(FetchError::TransportDown(_))) {
+            return Ok(r);
+        }
+        self.waiting_for_transport.fetch_add(1, Ordering::SeqCst);
+        let mut delay = Duration::from_millis(250);
+        while let Err(e @ FetchError::TransportDown(_)) = &r {
+            if bus.is_closed() {
+                break;
+            }
+            tracing::warn!(url = %url, error = %e, ?delay, "transport down: request held");
+            self.stats.error(e.kind());
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(OUTAGE_BACKOFF_MAX);
+            r = fetch(self.fetcher.as_ref(), url, limits, max_redirects).await;
+        }
+        self.waiting_for_transport.fetch_sub(1, Ordering::SeqCst);
+        match r {
+            Err(FetchError::TransportDown(why)) => {
+                tracing::warn!(url = %url, error = %why, "stopping while the transport is down");
+                Err(BusError::Closed)
+            }
+            r => Ok(r),
         }
     }
 
@@ -142,8 +211,10 @@ impl Crawler {
             self.stats.error(kinds::EXTRACT_PANIC);
             return Ok(());
         };
-        if extracted.truncated_nesting {
-            self.stats.error(kinds::HTML_TOO_DEEP);
+        match extracted.cut {
+            Some(Cut::TooDeep) => self.stats.error(kinds::HTML_TOO_DEEP),
+            Some(Cut::TooSlow) => self.stats.error(kinds::HTML_TOO_SLOW),
+            None => {}
         }
         if guessed_encoding {
             self.stats.error(kinds::HTML_UNDECLARED_ENCODING);
@@ -188,6 +259,16 @@ impl Crawler {
             .await?;
         self.stats.incr(Counter::Pages);
         Ok(())
+    }
+}
+
+/// How hard to try a site that never answered: seeds are waited for, a page on an onion only a
+/// crawled link vouches for gets one attempt, everything else the usual retries.
+fn patience(req: &CrawlRequest, url: &Url) -> Patience {
+    match (req.kind, req.depth) {
+        (ResourceKind::Page, 0) => Patience::Seed,
+        (ResourceKind::Page, _) if is_onion(url) => Patience::Probe,
+        _ => Patience::Normal,
     }
 }
 

@@ -166,6 +166,11 @@ pub struct RunArgs {
     /// RabbitMQ URL (amqp:// or amqps://). Without it, roles talk over the in-process bus.
     #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
     pub amqp: Option<String>,
+    /// Where the frontier keeps its durable state with --amqp: a PostgreSQL URL
+    /// (postgres://USER@HOST/DB) shared by several frontier processes. Default: SQLite in
+    /// the data dir. On the in-process bus, and with --once, the state is kept in memory.
+    #[arg(long, env = "LEAKWATCH_STATE_URL", hide_env_values = true)]
+    pub state_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

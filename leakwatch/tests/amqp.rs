@@ -436,10 +436,61 @@ async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
     st.tb.shutdown().await;
 }
 
+/// A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), for the
+/// frontiers' shared state; dropped at the end.
+struct PgDb {
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn create(tag: &str) -> PgDb {
+        let name = format!("leakwatch_{tag}_{}", std::process::id());
+        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&format!("CREATE DATABASE {name}"));
+        PgDb {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql (PostgreSQL on 127.0.0.1:5432; scripts/test.sh starts one)");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() {
     let _serial = SERIAL.lock().await;
     let vhost = Vhost::new("chaos");
+    let db = PgDb::create("chaos");
+    let state = s(&["--state-url", &db.url]);
     // Politeness stretches the crawl over several seconds so the chaos lands mid-work.
     let st = setup(40).await;
     let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
@@ -448,18 +499,33 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
     let mut m2 = st.role("matcher-2", &vhost, "matcher", &[]);
     let mut c1 = st.role("crawler-1", &vhost, "crawler", &[]);
     let mut c2 = st.role("crawler-2", &vhost, "crawler", &[]);
-    let mut frontier = st.role("frontier", &vhost, "frontier", &st.seeds());
+    // Two frontiers share their state in PostgreSQL.
+    let mut f1 = st.role(
+        "frontier-1",
+        &vhost,
+        "frontier",
+        &[st.seeds(), state.clone()].concat(),
+    );
+    let mut f2 = st.role("frontier-2", &vhost, "frontier", &state);
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         !st.settled(&vhost),
         "the crawl ended before the chaos; slow it down"
     );
+    // Every kind of role dies mid-work; each comes back (the frontier without --seed: it
+    // must remember its seeds, what it requested and what it had not yet confirmed).
     c1.kill9();
     m1.kill9();
+    f1.kill9();
+    indexer.kill9();
     let mut c1 = st.role("crawler-1b", &vhost, "crawler", &[]);
     let mut m1 = st.role("matcher-1b", &vhost, "matcher", &[]);
+    let mut f1 = st.role("frontier-1b", &vhost, "frontier", &state);
+    let mut indexer = st.role("indexer-b", &vhost, "indexer", &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    f2.kill9();
+    let mut f2 = st.role("frontier-2b", &vhost, "frontier", &state);
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     rabbitmqctl(&["start_app"]);
@@ -468,7 +534,8 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
     {
         let mut procs = [
             &mut indexer,
-            &mut frontier,
+            &mut f1,
+            &mut f2,
             &mut m1,
             &mut m2,
             &mut c1,
@@ -484,12 +551,13 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
     st.check_alerts();
     for q in [
         "leakwatch.crawl.requests",
+        "leakwatch.crawl.discovered",
         "leakwatch.images",
         "leakwatch.pages.indexer",
     ] {
         assert_eq!(dlq_depth(&vhost, q), 0, "{q}: work was dead-lettered");
     }
-    for p in [frontier, c1, c2, m1, m2, indexer] {
+    for p in [f1, f2, c1, c2, m1, m2, indexer] {
         p.terminate();
     }
     st.tb.shutdown().await;

@@ -44,11 +44,17 @@ pub struct Config {
 pub struct BusConfig {
     /// A message delivered more often than this (its handler keeps failing) is dead-lettered.
     pub delivery_limit: u32,
+    /// Embedded bus: bytes each bulk queue (images, pages, verdicts) may hold before its
+    /// publishers wait.
+    pub queue_bytes: u64,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { delivery_limit: 5 }
+        BusConfig {
+            delivery_limit: 5,
+            queue_bytes: bus::embedded::DEFAULT_QUEUE_BYTES,
+        }
     }
 }
 

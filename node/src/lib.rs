@@ -91,7 +91,10 @@ pub async fn open_bus(
     config: &BusConfig,
 ) -> Result<std::sync::Arc<dyn bus::Bus>, NodeError> {
     Ok(match amqp {
-        None => std::sync::Arc::new(bus::EmbeddedBus::new(config.delivery_limit)),
+        None => std::sync::Arc::new(bus::EmbeddedBus::with_queue_bytes(
+            config.delivery_limit,
+            config.queue_bytes,
+        )),
         Some(url) => std::sync::Arc::new(
             bus::AmqpBus::connect(url, config.delivery_limit)
                 .await

@@ -36,6 +36,9 @@ pub struct NodeOptions {
     pub once: bool,
     /// The node's counters; share them with the transport so its counts show too.
     pub stats: Arc<Stats>,
+    /// Where the frontier keeps its durable state: a `postgres://` URL, or `None` for SQLite
+    /// in the data dir. Used when the bus is durable and the node is not `once`.
+    pub state_url: Option<String>,
 }
 
 impl NodeOptions {
@@ -46,6 +49,7 @@ impl NodeOptions {
             seeds: Vec::new(),
             once: false,
             stats: Arc::new(Stats::default()),
+            state_url: None,
         }
     }
 }
@@ -75,6 +79,7 @@ impl Node {
             bus: bus.clone(),
             transport,
             readiness: readiness.clone(),
+            crawler: Arc::default(),
         };
         NodeHandle {
             task: tokio::spawn(run.run(shutdown)),
@@ -140,6 +145,7 @@ struct Run {
     bus: Arc<dyn Bus>,
     transport: Option<Transport>,
     readiness: Readiness,
+    crawler: Arc<std::sync::OnceLock<Arc<crawler::Crawler>>>,
 }
 
 type RoleResult = (Role, Result<(), NodeError>);
@@ -172,6 +178,10 @@ impl Run {
             stats: self.options.stats.clone(),
             fetcher: self.transport.as_ref().map(|t| t.fetcher.clone()),
             seeds: self.options.seeds.clone(),
+            readiness: self.readiness.clone(),
+            crawler: self.crawler.clone(),
+            frontier_state: (self.bus.is_durable() && !self.options.once)
+                .then(|| crate::roles::StateLocation(self.options.state_url.clone())),
         };
         for role in self.roles.in_start_order() {
             let task = roles::start(role, &ctx).await?;
@@ -223,8 +233,24 @@ impl Run {
                 dead_lettered,
                 elapsed_secs: started.elapsed().as_secs_f64(),
                 transport: self.transport.clone(),
+                unreached_seeds: self.unreached_seeds(),
             },
         ))
+    }
+}
+
+impl Run {
+    /// Seeds whose site never answered, when this node crawled them.
+    fn unreached_seeds(&self) -> Vec<String> {
+        let Some(crawler) = self.crawler.get() else {
+            return Vec::new();
+        };
+        self.options
+            .seeds
+            .iter()
+            .filter(|s| !crawler.reached(&crawler::urls::site_of(s)))
+            .map(|s| s.to_string())
+            .collect()
     }
 }
 

@@ -6,10 +6,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::Role;
 
+/// A live condition a started role adds to its readiness (the crawler: its transport is up).
+pub type Check = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Per-role readiness, shared between the node and whoever reports it. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Readiness {
     roles: Arc<Mutex<BTreeMap<Role, bool>>>,
+    checks: Arc<Mutex<BTreeMap<Role, Check>>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.snapshot()).finish()
+    }
 }
 
 impl Readiness {
@@ -18,6 +28,18 @@ impl Readiness {
         if let Ok(mut r) = self.roles.lock() {
             r.entry(role).or_insert(false);
         }
+    }
+
+    /// Adds a live condition to `role`'s readiness.
+    pub fn check(&self, role: Role, check: Check) {
+        if let Ok(mut c) = self.checks.lock() {
+            c.insert(role, check);
+        }
+    }
+
+    fn passes(&self, role: Role) -> bool {
+        let check = self.checks.lock().ok().and_then(|c| c.get(&role).cloned());
+        check.is_none_or(|c| c())
     }
 
     pub fn set(&self, role: Role, ready: bool) {
@@ -34,23 +56,26 @@ impl Readiness {
     }
 
     pub fn is_ready(&self, role: Role) -> bool {
-        self.roles
+        let set = self
+            .roles
             .lock()
             .map(|r| r.get(&role).copied().unwrap_or(false))
-            .unwrap_or(false)
+            .unwrap_or(false);
+        set && self.passes(role)
     }
 
     /// Whether every role this node runs is ready (false before any is expected).
     pub fn all_ready(&self) -> bool {
-        self.roles
-            .lock()
-            .map(|r| !r.is_empty() && r.values().all(|v| *v))
-            .unwrap_or(false)
+        let snapshot = self.snapshot();
+        !snapshot.is_empty() && snapshot.values().all(|v| *v)
     }
 
     /// Each role this node runs with its readiness.
     pub fn snapshot(&self) -> BTreeMap<Role, bool> {
-        self.roles.lock().map(|r| r.clone()).unwrap_or_default()
+        let set = self.roles.lock().map(|r| r.clone()).unwrap_or_default();
+        set.into_iter()
+            .map(|(role, ready)| (role, ready && self.passes(role)))
+            .collect()
     }
 }
 
@@ -67,6 +92,15 @@ mod tests {
         r.set(Role::Indexer, true);
         assert!(r.is_ready(Role::Indexer) && !r.all_ready());
         r.set(Role::Crawler, true);
+        assert!(r.all_ready());
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let up2 = up.clone();
+        r.check(
+            Role::Crawler,
+            Arc::new(move || up2.load(std::sync::atomic::Ordering::SeqCst)),
+        );
+        assert!(!r.is_ready(Role::Crawler) && !r.all_ready());
+        up.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(r.all_ready());
         r.clear();
         assert!(!r.all_ready() && !r.is_ready(Role::Indexer));

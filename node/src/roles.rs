@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bus::{Bus, Stats};
 use crawler::{Crawler, Fetcher, Frontier};
@@ -12,7 +12,7 @@ use indexer::{Indexer, PageIndex};
 use matcher::{Bank, Matcher, Watchlist};
 use url::Url;
 
-use crate::{Config, NodeError, Role};
+use crate::{Config, NodeError, Readiness, Role};
 
 /// A started role: runs until the bus closes.
 pub type RoleTask = Pin<Box<dyn Future<Output = Result<(), NodeError>> + Send>>;
@@ -28,7 +28,17 @@ pub struct RoleContext {
     pub fetcher: Option<Arc<dyn Fetcher>>,
     /// Seeds the frontier queues when it starts.
     pub seeds: Vec<Url>,
+    pub readiness: Readiness,
+    /// The crawler, once started (the summary asks it which seeds answered).
+    pub crawler: Arc<OnceLock<Arc<Crawler>>>,
+    /// Where the frontier keeps durable state; `None`: in memory (the queues are not durable
+    /// either, or the node crawls once).
+    pub frontier_state: Option<StateLocation>,
 }
+
+/// A `postgres://` URL, or `None` for SQLite in the data dir.
+#[derive(Debug, Clone)]
+pub struct StateLocation(pub Option<String>);
 
 /// Starts `role`.
 pub async fn start(role: Role, ctx: &RoleContext) -> Result<RoleTask, NodeError> {
@@ -88,6 +98,10 @@ pub fn start_crawler(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
         fetcher,
         ctx.stats.clone(),
     ));
+    let up = crawler.clone();
+    ctx.readiness
+        .check(Role::Crawler, Arc::new(move || up.transport_up()));
+    let _ = ctx.crawler.set(crawler.clone());
     let bus = ctx.bus.clone();
     Ok(Box::pin(async move {
         crawler
@@ -97,9 +111,22 @@ pub fn start_crawler(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     }))
 }
 
-/// Queues the seeds, then consumes discoveries.
+/// Opens the durable state (when there is one), republishes what a crash left unconfirmed,
+/// queues the seeds, then consumes discoveries.
 pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
-    let frontier = Arc::new(Frontier::new(ctx.config.crawler.clone(), ctx.stats.clone()));
+    let (config, stats) = (ctx.config.crawler.clone(), ctx.stats.clone());
+    let frontier = Arc::new(match &ctx.frontier_state {
+        None => Frontier::new(config, stats),
+        Some(StateLocation(url)) => {
+            let store = crawler::store::open(url.as_deref(), &ctx.data_dir)
+                .await
+                .map_err(|e| failed(Role::Frontier)(e.into()))?;
+            Frontier::with_store(config, stats, store)
+                .await
+                .map_err(|e| failed(Role::Frontier)(e.into()))?
+        }
+    });
+    frontier.recover(ctx.bus.as_ref()).await?;
     let seeded = frontier.seed(ctx.bus.as_ref(), &ctx.seeds).await?;
     tracing::info!(seeded, "seeds queued");
     let bus = ctx.bus.clone();

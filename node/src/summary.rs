@@ -31,6 +31,8 @@ pub struct Summary {
     pub tor_bootstrap_secs: Option<f64>,
     /// Sites marked down (after repeated failures) when the run ended.
     pub sites_down: u64,
+    /// Seeds whose site never answered (only known when this process crawled).
+    pub unreached_seeds: Vec<String>,
     /// Site-health and Tor counters: `site.retries`, `site.marked-down`, `site.recovered`,
     /// `site.reprobes`, `tor.circuits`, `tor.fresh-isolation`, `frontier.dropped.onion.*`.
     pub health: BTreeMap<String, u64>,
@@ -42,6 +44,7 @@ pub(crate) struct Extra {
     pub dead_lettered: u64,
     pub elapsed_secs: f64,
     pub transport: Option<crate::Transport>,
+    pub unreached_seeds: Vec<String>,
 }
 
 impl Summary {
@@ -82,6 +85,7 @@ impl Summary {
             sites_down: t
                 .and_then(|t| t.health.as_ref())
                 .map_or(0, |h| h.sites_down() as u64),
+            unreached_seeds: extra.unreached_seeds,
             health,
         }
     }

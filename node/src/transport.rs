@@ -71,6 +71,9 @@ pub struct TransportOptions {
     pub allow_private: bool,
     /// arti TOML for the tor transport (a custom network).
     pub tor_config: Option<PathBuf>,
+    /// The node stops when the crawl settles (`run --once`): seeds that never answered get
+    /// `[health] once_grace_secs` instead of `unreached_grace_secs`.
+    pub once: bool,
 }
 
 /// An open transport, and what the summary needs from it.
@@ -111,7 +114,8 @@ impl Transport {
                 return Transport::direct(opts.allow_private, ua).map_err(|e| failed(e.into()))
             }
             TransportKind::Socks5(proxy) => {
-                let socks = Socks5Fetcher::new(proxy, ua).map_err(|e| failed(e.into()))?;
+                let socks = Socks5Fetcher::new(proxy, ua, opts.allow_private)
+                    .map_err(|e| failed(e.into()))?;
                 (Arc::new(socks), None)
             }
             TransportKind::Tor => {
@@ -136,6 +140,7 @@ impl Transport {
             inner,
             config.health.clone(),
             stats.clone(),
+            opts.once,
         ));
         Ok(Transport {
             kind: opts.kind.clone(),

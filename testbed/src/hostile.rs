@@ -35,6 +35,16 @@ pub const SLOW_SECONDS: u64 = 60;
 pub const LATIN1_PHRASE: &str = "caf\u{e9} hostile latin phrase";
 /// ASCII phrase on `/latin1.html`.
 pub const LATIN1_ASCII_PHRASE: &str = "latin one marker";
+/// Phrase on `/unicode.html`, whose image names are Cyrillic, CJK and emoji: the page must
+/// still be indexed.
+pub const UNICODE_PHRASE: &str = "unicode hostile marker";
+/// Made-up (valid-checksum) onion addresses linked from `/onions.html`.
+pub const FAKE_ONIONS: usize = 2_000;
+/// Self-closed divs on `/divflood.html` (the parser opens every one).
+pub const DIV_FLOOD: usize = 200_000;
+/// Images on `/heavy.html` (not linked from the index): each a distinct, valid JPEG of a few
+/// MiB of noise, so crawlers fetch them far faster than one decoder can hash them.
+pub const HEAVY_IMAGES: usize = 200;
 
 /// Routes of the hostile site.
 pub fn router() -> Router {
@@ -48,6 +58,12 @@ pub fn router() -> Router {
         .route("/latin1.html", get(latin1))
         .route("/deep/{n}", get(deep))
         .route("/slow", get(slow))
+        .route("/unicode.html", get(unicode))
+        .route("/divflood.html", get(div_flood))
+        .route("/closers.html", get(closers))
+        .route("/onions.html", get(onions))
+        .route("/heavy.html", get(heavy_page))
+        .route("/heavy/{n}", get(heavy_image))
 }
 
 async fn index() -> Response {
@@ -60,11 +76,127 @@ async fn index() -> Response {
 <li><a href=\"/deep/0\">deep</a></li>\
 <li><a href=\"/slow\">slow</a></li>\
 <li><a href=\"/bomb.png\">bomb</a></li>\
+<li><a href=\"/unicode.html\">unicode</a></li>\
+<li><a href=\"/divflood.html\">div flood</a></li>\
+<li><a href=\"/closers.html\">closers</a></li>\
+<li><a href=\"/onions.html\">onions</a></li>\
 </ul>\
 <img src=\"/bomb.png\" alt=\"\"><img src=\"/truncated.jpg\" alt=\"\"><img src=\"/notimage.jpg\" alt=\"\">\
 </body></html>"
             .to_string(),
     )
+}
+
+/// Image names whose fifth byte falls inside a multi-byte character, in every place an
+/// image reference can be.
+async fn unicode() -> Response {
+    let names = [
+        "фото.jpg",
+        "写真の車.png",
+        "a😀b.jpg",
+        "abcé.gif",
+        "ab€.jpg",
+    ];
+    let mut body = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>unicode</title></head>\
+         <body><p>{UNICODE_PHRASE}</p>"
+    );
+    for n in names {
+        body.push_str(&format!(
+            "<img src=\"{n}\"><img srcset=\"{n} 1x, /{n} 2x\">\
+             <div style=\"background-image:url('{n}')\"></div>"
+        ));
+    }
+    body.push_str("</body></html>");
+    html(body)
+}
+
+/// `<div/>` is not self-closing in HTML: every one opens a div, nested.
+async fn div_flood() -> Response {
+    html(format!(
+        "<html><body><p>div flood head</p>{}<p>div flood tail</p></body></html>",
+        "<div/>".repeat(DIV_FLOOD)
+    ))
+}
+
+/// Nesting just under the usual depth bound, then a million end tags that match nothing:
+/// each one makes the parser search the whole stack of open elements.
+async fn closers() -> Response {
+    html(format!(
+        "<html><body><p>closers head</p>{}{}</body></html>",
+        "<span>".repeat(500),
+        "</x>".repeat(1_000_000)
+    ))
+}
+
+/// Links to [`FAKE_ONIONS`] onion addresses with valid checksums that no service answers on.
+async fn onions() -> Response {
+    let mut body = String::from("<html><body><p>mirrors</p>");
+    for i in 0..FAKE_ONIONS as u32 {
+        body.push_str(&format!("<a href=\"http://{}/\">m</a>", fake_onion(i)));
+    }
+    body.push_str("</body></html>");
+    html(body)
+}
+
+async fn heavy_page() -> Response {
+    let imgs: String = (0..HEAVY_IMAGES)
+        .map(|i| format!("<img src=\"/heavy/{i}.jpg\">"))
+        .collect();
+    html(format!("<html><body><p>heavy</p>{imgs}</body></html>"))
+}
+
+/// Image `n` of `/heavy.html`: the same noise JPEG with `n` in a comment segment, so every one
+/// has its own bytes (and hash) but costs the same to decode.
+async fn heavy_image(Path(n): Path<String>) -> Response {
+    let base = tokio::task::spawn_blocking(|| heavy_jpeg().clone())
+        .await
+        .unwrap_or_default();
+    let comment = format!("heavy {n}");
+    let len = (comment.len() + 2) as u16;
+    let mut bytes = Vec::with_capacity(base.len() + comment.len() + 4);
+    bytes.extend_from_slice(&base[..2.min(base.len())]); // SOI
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(comment.as_bytes());
+    bytes.extend_from_slice(base.get(2..).unwrap_or_default());
+    ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response()
+}
+
+/// 1800×1800 pixels of noise at quality 95: a few MiB. Built once, then cached.
+fn heavy_jpeg() -> &'static Bytes {
+    static HEAVY: OnceLock<Bytes> = OnceLock::new();
+    HEAVY.get_or_init(|| {
+        let mut rng = Rng::new(0x4eaf);
+        let img = image::RgbImage::from_fn(1800, 1800, |_, _| {
+            let v = rng.next_u64();
+            image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+        });
+        Bytes::from(transform::jpeg(&img, 95).bytes)
+    })
+}
+
+/// A v3 onion address with a valid checksum, made from `i`.
+pub fn fake_onion(i: u32) -> String {
+    use sha3::Digest;
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut bytes = sha3::Sha3_256::digest(i.to_le_bytes()).to_vec(); // the "public key"
+    let mut h = sha3::Sha3_256::new();
+    h.update(b".onion checksum");
+    h.update(&bytes);
+    h.update([3u8]);
+    bytes.extend_from_slice(&h.finalize()[..2]);
+    bytes.push(3);
+    let (mut acc, mut bits, mut out) = (0u64, 0u32, String::new());
+    for b in bytes {
+        acc = (acc << 8) | b as u64;
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    out + ".onion"
 }
 
 fn html(body: String) -> Response {

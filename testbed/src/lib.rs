@@ -25,6 +25,7 @@ mod hostile;
 mod rng;
 mod scene;
 mod server;
+mod socks;
 mod text;
 mod transform;
 mod world;
@@ -39,7 +40,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use hostile::{BIG_BYTES, BOMB_SIDE, LATIN1_ASCII_PHRASE, LATIN1_PHRASE, SLOW_SECONDS};
+pub use hostile::{
+    fake_onion, BIG_BYTES, BOMB_SIDE, DIV_FLOOD, FAKE_ONIONS, HEAVY_IMAGES, LATIN1_ASCII_PHRASE,
+    LATIN1_PHRASE, SLOW_SECONDS, UNICODE_PHRASE,
+};
+pub use socks::SocksProxy;
 pub use world::{
     generate, Resource, StolenPhoto, World, COMMENT_ONLY_TOKEN, SCRIPT_ONLY_TOKEN, SITE_NAMES,
     STYLE_ONLY_TOKEN,

@@ -24,6 +24,7 @@ pub struct RunPlan {
     pub allow_private: bool,
     pub tor_config: Option<PathBuf>,
     pub json: bool,
+    pub state_url: Option<String>,
 }
 
 impl RunPlan {
@@ -50,6 +51,16 @@ impl RunPlan {
         if args.tor_config.is_some() && args.transport != TransportKind::Tor {
             anyhow::bail!("--tor-config is for the tor transport (--transport tor)");
         }
+        if let Some(u) = &args.state_url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                anyhow::bail!(
+                    "--state-url must be a postgres:// URL (SQLite in the data dir is the default)"
+                );
+            }
+            if args.amqp.is_none() || !roles.contains(Role::Frontier) {
+                anyhow::bail!("--state-url is where the frontier keeps its state on RabbitMQ: it needs --amqp and the frontier role");
+            }
+        }
         Ok(RunPlan {
             seeds,
             roles,
@@ -59,6 +70,7 @@ impl RunPlan {
             allow_private: args.allow_private,
             tor_config: args.tor_config.clone(),
             json: args.json,
+            state_url: args.state_url.clone(),
         })
     }
 }
@@ -99,6 +111,13 @@ pub async fn run(data_dir: &Path, config: &Config, plan: RunPlan) -> anyhow::Res
     } else {
         print_summary(&summary);
     }
+    if !summary.unreached_seeds.is_empty() {
+        eprintln!(
+            "error: never reached these seeds (their sites did not answer within [health] once_grace_secs): {}",
+            summary.unreached_seeds.join(" ")
+        );
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,6 +138,7 @@ pub async fn start(
             data_dir: data_dir.to_path_buf(),
             allow_private: plan.allow_private,
             tor_config: plan.tor_config.clone(),
+            once: plan.once,
         };
         Some(Transport::open(&opts, config, &options.stats).await?)
     } else {
@@ -126,6 +146,7 @@ pub async fn start(
     };
     options.seeds = plan.seeds;
     options.once = plan.once;
+    options.state_url = plan.state_url;
     let stats = options.stats.clone();
     let handle = Node::start(
         options,
