@@ -108,9 +108,12 @@ pub fn lock_path(store: &Path) -> PathBuf {
     store.with_file_name(name)
 }
 
-/// "pid N: the command line" of this process.
+/// "pid N: the command line" of this process, URLs left out (they may carry passwords or
+/// tokens, and the note is shown to whoever is refused).
 fn holder_note() -> String {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args()
+        .map(|a| if a.contains("://") { "<url>".into() } else { a })
+        .collect();
     format!("pid {}: {}\n", std::process::id(), args.join(" "))
 }
 

@@ -509,6 +509,9 @@ impl Journal {
         if keep == 0 {
             out.write_all(JOURNAL_MAGIC).map_err(io)?;
             out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+            if let Some(dir) = path.parent() {
+                datadir::sync_dir(dir).map_err(io)?;
+            }
         }
         Ok(Journal {
             path: path.to_path_buf(),
