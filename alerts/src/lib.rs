@@ -27,6 +27,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process writes this store, or the data dir refused us.
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
 }
 
 /// An image alert: the found image at `url` (on `page_url`) is a copy of the stolen photo

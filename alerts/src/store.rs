@@ -4,6 +4,10 @@
 //! its bus message is acked; ids are content hashes, so an alert raised again by a re-crawl or
 //! a redelivery is recognised and skipped. A torn last line (crash mid-append) is ignored on
 //! load and the file is repaired on the next append.
+//!
+//! One writer at a time: [`AlertStore::open`] takes the store's writer lock, so a second
+//! indexer, or a `retrohunt` without `--amqp` beside a running indexer, is refused with a
+//! message naming the store and its holder. Readers ([`load`]) take no lock.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -20,23 +24,33 @@ pub struct AlertStore {
     path: PathBuf,
     ids: HashSet<String>,
     file: std::fs::File,
+    _lock: datadir::WriterLock,
 }
 
 impl AlertStore {
+    /// Opens the store for writing; fails if another writer holds it.
     pub fn open(data_dir: &Path) -> Result<AlertStore, StoreError> {
         let path = data_dir.join(ALERTS_FILE);
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
+        datadir::create_private_dir_all(data_dir).map_err(io)?;
+        let lock = datadir::WriterLock::acquire(&path, "alert store")?;
         let ids = load(&path)?.into_iter().map(|a| a.id).collect();
-        let mut file = std::fs::OpenOptions::new()
+        let existed = path.exists();
+        let mut opts = std::fs::OpenOptions::new();
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts
             .create(true)
             .append(true)
             .read(true)
             .open(&path)
             .map_err(io)?;
+        if !existed {
+            datadir::sync_dir(data_dir).map_err(io)?;
+        }
         // Terminate a torn last line so the next alert starts on its own line.
         let len = file.metadata().map_err(io)?.len();
         if len > 0 {
@@ -45,7 +59,12 @@ impl AlertStore {
                 file.write_all(b"\n").map_err(io)?;
             }
         }
-        Ok(AlertStore { path, ids, file })
+        Ok(AlertStore {
+            path,
+            ids,
+            file,
+            _lock: lock,
+        })
     }
 
     /// Stores the alert unless its id is known. Returns whether it was new.
@@ -147,5 +166,23 @@ mod tests {
             all.iter().map(|a| a.url.as_str()).collect::<Vec<_>>(),
             ["http://x/1", "http://x/2"]
         );
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = AlertStore::open(dir.path()).unwrap();
+        let err = AlertStore::open(dir.path())
+            .err()
+            .expect("a second writer must be refused");
+        let msg = err.to_string();
+        assert!(msg.contains("alert store"), "{msg}");
+        assert!(msg.contains(ALERTS_FILE), "{msg}");
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        AlertStore::open(dir.path()).unwrap();
     }
 }

@@ -4,7 +4,10 @@
 //! delivery limit), a fanout exchange for pages and a topic exchange for alerts. Every queue
 //! dead-letters into `leakwatch.dlx` with its own name as routing key, which routes to
 //! `<queue>.dlq`: a message nacked without requeue, or delivered more often than the limit
-//! (a handler that keeps crashing on it), lands there instead of looping.
+//! (a handler that keeps crashing on it), lands there instead of looping. An alert
+//! consumer's own durable queue (`alerts follow --queue`, `alerts forward`) gets the same: its
+//! `<queue>.dlq`, and [`AmqpBus::dead_letter`] for a consumer that refuses an alert for a
+//! reason the broker cannot see (a webhook's 4xx, kept in the `x-leakwatch-status` header).
 //!
 //! Every publish waits for the broker's **publisher confirm**; consumers ack explicitly. The
 //! connection recovers by itself after a broker restart (lapin's auto-recovery reconnects and
@@ -53,6 +56,15 @@ const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Exchange that receives dead letters, routed by the original queue's name.
 pub const DEAD_LETTER_EXCHANGE: &str = "leakwatch.dlx";
+
+/// Deliveries of one alert to a consumer's own queue before it is dead-lettered.
+pub const ALERT_QUEUE_DELIVERY_LIMIT: u32 = 20;
+
+/// Header of a message a consumer dead-lettered itself: the HTTP status that refused it.
+pub const STATUS_HEADER: &str = "x-leakwatch-status";
+
+/// Header of a message a consumer dead-lettered itself: why, in words.
+pub const REASON_HEADER: &str = "x-leakwatch-reason";
 
 /// The dead-letter queue of `queue`.
 pub fn dead_letter_queue(queue: &str) -> String {
@@ -212,27 +224,23 @@ impl AmqpBus {
         )
         .await
         .map_err(broker)?;
-        let declared = match queue {
-            Some(name) => ch
-                .queue_declare(
-                    name.into(),
-                    QueueDeclareOptions::durable(),
-                    quorum_args(None, 20),
-                )
-                .await
-                .map_err(broker)?,
-            None => ch
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(broker)?,
+        let (ch, declared) = match queue {
+            Some(name) => self.declare_alert_queue(ch, name).await?,
+            None => {
+                let q = ch
+                    .queue_declare(
+                        "".into(),
+                        QueueDeclareOptions {
+                            exclusive: true,
+                            auto_delete: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(broker)?;
+                (ch, q)
+            }
         };
         let name = declared.name().to_string();
         ch.queue_bind(
@@ -245,6 +253,87 @@ impl AmqpBus {
         .await
         .map_err(broker)?;
         self.consumer_on(ch, &name, prefetch).await
+    }
+
+    /// Declares a consumer's durable alert queue with its dead-letter queue. A queue left by
+    /// an older leakwatch without one cannot be redeclared with other arguments: it is used
+    /// as it is, with a warning (delete it once drained to get the dead-letter queue).
+    async fn declare_alert_queue(
+        &self,
+        ch: Channel,
+        name: &str,
+    ) -> Result<(Channel, lapin::Queue), BusError> {
+        let declared = async {
+            declare_dead_letter_queue(&ch, name).await?;
+            ch.queue_declare(
+                name.into(),
+                QueueDeclareOptions::durable(),
+                quorum_args(Some(name), ALERT_QUEUE_DELIVERY_LIMIT),
+            )
+            .await
+            .map_err(broker)
+        }
+        .await;
+        let error = match declared {
+            Ok(q) => return Ok((ch, q)),
+            Err(e) => e,
+        };
+        // The failed declare closed the channel; look at the queue on a fresh one.
+        let ch = self.connection().create_channel().await.map_err(broker)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        match ch
+            .queue_declare(name.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(q) => {
+                tracing::warn!(
+                    queue = name,
+                    error = %error,
+                    "this queue was declared without a dead-letter queue (by an older leakwatch); \
+                     alerts over the delivery limit will be dropped: delete it once drained"
+                );
+                Ok((ch, q))
+            }
+            Err(_) => Err(error),
+        }
+    }
+
+    /// Ready messages and consumers of one queue; `None` when it does not exist.
+    pub async fn queue_depth(&self, queue: &str) -> Result<Option<QueueDepth>, BusError> {
+        let ch = self.connection().create_channel().await.map_err(broker)?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let info = ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await;
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, ch.close(200, "done".into())).await;
+        Ok(info.ok().map(|q| QueueDepth {
+            queue: queue.to_string(),
+            messages: q.message_count(),
+            consumers: q.consumer_count(),
+        }))
+    }
+
+    /// Puts `payload`, taken from the consumer queue `queue`, into `<queue>.dlq` with the
+    /// HTTP `status` (header `x-leakwatch-status`) and `reason` (`x-leakwatch-reason`) that
+    /// refused it, and waits for the broker's confirm. The caller acks the original after.
+    pub async fn dead_letter(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        status: u16,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut headers = FieldTable::default();
+        headers.insert(STATUS_HEADER.into(), AMQPValue::LongInt(i32::from(status)));
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        self.publish_confirmed(DEAD_LETTER_EXCHANGE, queue, payload, Some(headers))
+            .await
     }
 
     async fn consumer_on(
@@ -270,19 +359,61 @@ impl AmqpBus {
         exchange: &str,
         routing_key: &str,
         payload: &[u8],
+        headers: Option<FieldTable>,
     ) -> Result<Confirmation, lapin::Error> {
         let ch = self.publisher();
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        if let Some(h) = headers {
+            props = props.with_headers(h);
+        }
         ch.basic_publish(
             exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
             payload,
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into()),
+            props,
         )
         .await?
         .await
+    }
+
+    /// Publishes and waits for the broker's confirm. A publish that fails because the
+    /// connection dropped is retried (on a fresh channel if recovery left the old one
+    /// unusable) until the give-up time; a broker nack is an error for the caller to requeue on.
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        headers: Option<FieldTable>,
+    ) -> Result<(), BusError> {
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            if self.failure().is_some() {
+                return Err(BusError::Closed);
+            }
+            let attempt = self.publish_once(exchange, routing_key, payload, headers.clone());
+            match tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await {
+                Ok(Ok(Confirmation::Nack(_))) => {
+                    return Err(BusError::Broker("publish not confirmed (nack)".into()))
+                }
+                Ok(Ok(_)) => return Ok(()),
+                // A duplicate from publishing again is harmless; a loss is not.
+                Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
+                Err(_) => tracing::warn!("publisher confirm timed out; publishing again"),
+            }
+            if self.gave_up(started, "publish") {
+                return Err(BusError::Broker("gave up publishing".into()));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            if self.usable_connection(started.elapsed()).await {
+                self.renew_publisher().await;
+            }
+        }
     }
 
     fn publisher(&self) -> Channel {
@@ -399,6 +530,38 @@ fn quorum_args(dead_letter_key: Option<&str>, delivery_limit: u32) -> FieldTable
     args
 }
 
+/// Declares the dead-letter exchange and `<queue>.dlq`, bound to it by `queue`'s name.
+async fn declare_dead_letter_queue(ch: &Channel, queue: &str) -> Result<(), BusError> {
+    ch.exchange_declare(
+        DEAD_LETTER_EXCHANGE.into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .map_err(broker)?;
+    let dlq = dead_letter_queue(queue);
+    ch.queue_declare(
+        dlq.as_str().into(),
+        QueueDeclareOptions::durable(),
+        quorum_args(None, 1000),
+    )
+    .await
+    .map_err(broker)?;
+    ch.queue_bind(
+        dlq.as_str().into(),
+        DEAD_LETTER_EXCHANGE.into(),
+        queue.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(broker)
+}
+
 /// Declares exchanges, queues, dead-letter queues and bindings. Idempotent: every process
 /// does it at start with the same arguments.
 async fn declare_topology(ch: &Channel, delivery_limit: u32) -> Result<(), BusError> {
@@ -406,32 +569,8 @@ async fn declare_topology(ch: &Channel, delivery_limit: u32) -> Result<(), BusEr
         durable: true,
         ..Default::default()
     };
-    ch.exchange_declare(
-        DEAD_LETTER_EXCHANGE.into(),
-        ExchangeKind::Direct,
-        durable_exchange,
-        FieldTable::default(),
-    )
-    .await
-    .map_err(broker)?;
     for q in names::all_queues() {
-        let dlq = dead_letter_queue(q);
-        ch.queue_declare(
-            dlq.as_str().into(),
-            QueueDeclareOptions::durable(),
-            quorum_args(None, 1000),
-        )
-        .await
-        .map_err(broker)?;
-        ch.queue_bind(
-            dlq.as_str().into(),
-            DEAD_LETTER_EXCHANGE.into(),
-            q.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker)?;
+        declare_dead_letter_queue(ch, q).await?;
         ch.queue_declare(
             q.into(),
             QueueDeclareOptions::durable(),
@@ -476,34 +615,8 @@ impl Bus for AmqpBus {
         routing_key: &str,
         payload: Vec<u8>,
     ) -> Result<(), BusError> {
-        // A publish that fails because the connection dropped is retried (on a fresh channel
-        // if recovery left the old one unusable) until the give-up time; a broker nack is an
-        // error for the caller to requeue on.
-        let started = std::time::Instant::now();
-        let mut backoff = std::time::Duration::from_millis(100);
-        loop {
-            if self.failure().is_some() {
-                return Err(BusError::Closed);
-            }
-            let attempt = self.publish_once(exchange, routing_key, &payload);
-            match tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await {
-                Ok(Ok(Confirmation::Nack(_))) => {
-                    return Err(BusError::Broker("publish not confirmed (nack)".into()))
-                }
-                Ok(Ok(_)) => return Ok(()),
-                // A duplicate from publishing again is harmless; a loss is not.
-                Ok(Err(e)) => tracing::warn!(error = %e, "publish failed; retrying"),
-                Err(_) => tracing::warn!("publisher confirm timed out; publishing again"),
-            }
-            if self.gave_up(started, "publish") {
-                return Err(BusError::Broker("gave up publishing".into()));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-            if self.usable_connection(started.elapsed()).await {
-                self.renew_publisher().await;
-            }
-        }
+        self.publish_confirmed(exchange, routing_key, &payload, None)
+            .await
     }
 
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BusError> {

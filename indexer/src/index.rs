@@ -89,7 +89,7 @@ impl PageIndex {
     /// Opens (creating if needed) the index under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<PageIndex, IndexError> {
         let path = data_dir.join(INDEX_DIR);
-        std::fs::create_dir_all(&path).map_err(|source| IndexError::Io {
+        datadir::create_private_dir_all(&path).map_err(|source| IndexError::Io {
             path: path.clone(),
             source,
         })?;
@@ -117,9 +117,19 @@ impl PageIndex {
 
     /// The single writer. Fails if another process holds it.
     pub fn writer(&self, heap_bytes: usize) -> Result<IndexWriter, IndexError> {
-        Ok(self
+        match self
             .index
-            .writer_with_num_threads(1, heap_bytes.max(15_000_000))?)
+            .writer_with_num_threads(1, heap_bytes.max(15_000_000))
+        {
+            Ok(w) => Ok(w),
+            Err(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            )) => Err(IndexError::Busy {
+                path: self.path.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Adds or replaces the page's document.
@@ -351,5 +361,19 @@ mod tests {
         // A second handle (as another process would) sees the committed documents.
         let other = PageIndex::open(dir.path()).unwrap();
         assert_eq!(other.search("unrelated", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_second_index_writer_is_refused_with_the_index_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = PageIndex::open(dir.path()).unwrap();
+        let _w = idx.writer(20_000_000).unwrap();
+        let other = PageIndex::open(dir.path()).unwrap();
+        let err = other
+            .writer(20_000_000)
+            .err()
+            .expect("second writer refused");
+        assert!(matches!(err, IndexError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains(INDEX_DIR), "{err}");
     }
 }

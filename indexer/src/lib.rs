@@ -30,6 +30,12 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the index's writer.
+    #[error(
+        "the index {path} is in use by another writer (another indexer); stop that process \
+         first"
+    )]
+    Busy { path: std::path::PathBuf },
 }
 
 /// The `[indexer]` table of the config file.

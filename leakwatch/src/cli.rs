@@ -214,11 +214,18 @@ pub enum AlertsCmd {
         #[arg(long, default_value = "alert.#")]
         pattern: String,
     },
-    /// POST every alert as JSON to a webhook; retried with backoff, acked only after a 2xx.
+    /// POST every alert as JSON to a webhook, acked only after a 2xx. 5xx, 408, 429 and
+    /// network errors are retried with backoff; any other answer (a 4xx) dead-letters the
+    /// alert into QUEUE.dlq with the status in its `x-leakwatch-status` header.
     Forward {
-        /// The http:// or https:// URL each alert is POSTed to.
-        #[arg(long)]
+        /// The http:// or https:// URL each alert is POSTed to (printed with its query
+        /// values and userinfo redacted). IPv6 literals as `https://[::1]:8443/hook`.
+        #[arg(long, env = "LEAKWATCH_WEBHOOK_URL", hide_env_values = true)]
         webhook: String,
+        /// PEM file of CA certificates to trust for the webhook's TLS, besides the web PKI
+        /// roots (a private CA).
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
         /// RabbitMQ URL (amqp:// or amqps://).
         #[arg(long, env = "LEAKWATCH_AMQP_URL", hide_env_values = true)]
         amqp: String,

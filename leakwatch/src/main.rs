@@ -9,6 +9,12 @@ mod webhook;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Everything leakwatch creates (the data dir, the index, the alert store, Tor's state,
+    // lock and temp files) is owner-only: it is about stolen data.
+    // SAFETY: umask only swaps the process's file-mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => code,

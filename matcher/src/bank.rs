@@ -18,6 +18,10 @@
 //! records, each framed by its length and a checksum) and folds it into the bank when it
 //! finishes. Opening the bank replays a journal left by an interrupted import, up to the first
 //! torn frame, so an import that is stopped resumes where it stopped.
+//!
+//! Only one import writes at a time: [`Bank::open_writer`] takes the bank's writer lock
+//! (`fingerprints.bank.lock`), so a second import is refused with a message naming its holder.
+//! Readers (the matcher role, `match`, `fingerprints list`) open it without a lock.
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -59,6 +63,9 @@ pub enum BankError {
          Re-import the stolen images (or their hashes) into a new data dir"
     )]
     Version { path: PathBuf, found: u32 },
+    /// Another import writes this bank, or the data dir refused us.
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
 }
 
 /// Where a fingerprint came from.
@@ -247,9 +254,20 @@ pub struct Bank {
     recovered: usize,
     /// Length of the journal up to its last whole frame.
     journal_len: u64,
+    /// Held by a bank opened for writing.
+    lock: Option<datadir::WriterLock>,
 }
 
 impl Bank {
+    /// Opens the bank for an import: takes its writer lock first (refused while another
+    /// process writes it), then reads it as [`Bank::open`] does.
+    pub fn open_writer(data_dir: &Path) -> Result<Bank, BankError> {
+        let lock = datadir::WriterLock::acquire(&data_dir.join(BANK_FILE), "fingerprint bank")?;
+        let mut bank = Bank::open(data_dir)?;
+        bank.lock = Some(lock);
+        Ok(bank)
+    }
+
     /// Opens the bank in `data_dir`, replaying an interrupted import's journal; a missing file
     /// is an empty bank.
     pub fn open(data_dir: &Path) -> Result<Bank, BankError> {
@@ -324,14 +342,19 @@ impl Bank {
         self.by_sha.contains(sha256)
     }
 
-    /// Writes the bank atomically and drops the journal it now contains.
+    /// Writes the bank atomically and drops the journal it now contains. A bank not opened
+    /// with [`Bank::open_writer`] takes the writer lock for the write (refused while another
+    /// process holds it).
     pub fn save(&self) -> Result<(), BankError> {
         let path = self.dir.join(BANK_FILE);
         let io = |source| BankError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let _transient = match self.lock {
+            Some(_) => None,
+            None => Some(datadir::WriterLock::acquire(&path, "fingerprint bank")?),
+        };
         let mut bytes = Vec::with_capacity(64 + self.fingerprints.len() * 600);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -341,28 +364,22 @@ impl Bank {
         }
         let sum = Sha256::digest(&bytes);
         bytes.extend_from_slice(&sum);
-        let tmp = path.with_extension("bank.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        match std::fs::remove_file(self.dir.join(JOURNAL_FILE)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(BankError::Io {
-                    path: self.dir.join(JOURNAL_FILE),
-                    source,
-                })
-            }
+        datadir::replace(&path, &bytes)?;
+        let journal = self.dir.join(JOURNAL_FILE);
+        match std::fs::remove_file(&journal) {
+            Ok(()) => datadir::sync_dir(&self.dir).map_err(io),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BankError::Io {
+                path: journal,
+                source,
+            }),
         }
-        Ok(())
     }
 
     /// Opens the journal for appending new fingerprints of an import in progress.
     /// A torn frame at its end (from an interrupted write) is cut off first.
     pub fn journal(&self) -> Result<Journal, BankError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| BankError::Io {
+        datadir::create_private_dir_all(&self.dir).map_err(|source| BankError::Io {
             path: self.dir.clone(),
             source,
         })?;
@@ -473,7 +490,10 @@ impl Journal {
             path: path.to_path_buf(),
             source,
         };
-        let file = std::fs::OpenOptions::new()
+        let mut opts = std::fs::OpenOptions::new();
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts
             .create(true)
             .truncate(false)
             .write(true)
@@ -489,6 +509,9 @@ impl Journal {
         if keep == 0 {
             out.write_all(JOURNAL_MAGIC).map_err(io)?;
             out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+            if let Some(dir) = path.parent() {
+                datadir::sync_dir(dir).map_err(io)?;
+            }
         }
         Ok(Journal {
             path: path.to_path_buf(),
@@ -564,6 +587,28 @@ mod tests {
         let again = Bank::open(dir.path()).unwrap();
         assert_eq!(again.fingerprints(), b.fingerprints());
         assert_eq!(again.get(1).unwrap().source, Source::Hashes);
+    }
+
+    #[test]
+    fn a_second_import_is_refused_while_one_writes_the_bank() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Bank::open_writer(dir.path()).unwrap();
+        first.insert(fp("a", 1, 0, true));
+        let msg = Bank::open_writer(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("fingerprint bank"), "{msg}");
+        assert!(msg.contains(BANK_FILE), "{msg}");
+        assert!(msg.contains("in use by another writer"), "{msg}");
+        let hashes = vec![([7u8; 32], "shared".to_string())];
+        let msg = crate::import::import_hashes(dir.path(), hashes.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("in use by another writer"), "{msg}");
+        // A reader is never refused.
+        Bank::open(dir.path()).unwrap();
+        first.save().unwrap();
+        drop(first);
+        crate::import::import_hashes(dir.path(), hashes).unwrap();
+        assert_eq!(Bank::open(dir.path()).unwrap().len(), 2);
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn import_images(
     files: &[PathBuf],
     progress: &mut dyn ImportProgress,
 ) -> Result<ImportReport, ImportError> {
-    let mut bank = Bank::open(data_dir)?;
+    let mut bank = Bank::open_writer(data_dir)?;
     if bank.recovered() > 0 {
         progress.resumed(bank.recovered());
     }
@@ -209,7 +209,7 @@ pub fn import_hashes(
     data_dir: &Path,
     hashes: Vec<(Hash256, String)>,
 ) -> Result<ImportReport, ImportError> {
-    let mut bank = Bank::open(data_dir)?;
+    let mut bank = Bank::open_writer(data_dir)?;
     let mut report = ImportReport::default();
     for (hash, label) in hashes {
         let fp = Fingerprint {

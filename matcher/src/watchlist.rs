@@ -8,9 +8,14 @@
 //!
 //! Scanning a page hashes each run of 1–3 adjacent alphanumeric tokens whose normalised length
 //! fits an identifier and that contains a digit, and looks it up.
+//!
+//! The key is created once, atomically (a complete temp file linked into place): two roles
+//! starting together end with the same key, and a crash mid-write never leaves a short one.
+//! One writer at a time: [`Watchlist::open_writer`] holds the watchlist's writer lock until
+//! dropped, and a [`Watchlist::save`] without it takes the lock for the write.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -45,6 +50,9 @@ pub enum WatchlistError {
     Corrupt { path: PathBuf, reason: String },
     #[error("identifier {0:?} is not {MIN_LEN}-{MAX_LEN} letters and digits")]
     BadIdentifier(String),
+    /// Another process writes the watchlist, or the data dir refused us.
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,9 +74,20 @@ pub struct Watchlist {
     key: Vec<u8>,
     entries: Vec<Entry>,
     by_hmac: HashMap<String, usize>,
+    /// Held by a watchlist opened for writing.
+    lock: Option<datadir::WriterLock>,
 }
 
 impl Watchlist {
+    /// Opens the watchlist for an import: takes its writer lock first (refused while another
+    /// process writes it) and keeps it until dropped.
+    pub fn open_writer(data_dir: &Path) -> Result<Watchlist, WatchlistError> {
+        let lock = datadir::WriterLock::acquire(&data_dir.join(WATCHLIST_FILE), "watchlist")?;
+        let mut wl = Watchlist::open(data_dir)?;
+        wl.lock = Some(lock);
+        Ok(wl)
+    }
+
     /// Opens the watchlist in `data_dir`, creating the key on first use.
     pub fn open(data_dir: &Path) -> Result<Watchlist, WatchlistError> {
         let key = load_or_create_key(&data_dir.join(KEY_FILE))?;
@@ -78,6 +97,7 @@ impl Watchlist {
             key,
             entries: Vec::new(),
             by_hmac: HashMap::new(),
+            lock: None,
         };
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -154,23 +174,23 @@ impl Watchlist {
         self.entries.is_empty()
     }
 
-    /// Writes the watchlist atomically.
+    /// Writes the watchlist atomically (temp file, fsync, rename, fsync of the directory).
     pub fn save(&self) -> Result<(), WatchlistError> {
         let path = self.dir.join(WATCHLIST_FILE);
-        let io = |source| WatchlistError::Io {
-            path: path.clone(),
-            source,
+        let _transient = match self.lock {
+            Some(_) => None,
+            None => Some(datadir::WriterLock::acquire(&path, "watchlist")?),
         };
         let file = WatchlistFile {
             format: FORMAT.into(),
             version: VERSION,
             entries: self.entries.clone(),
         };
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        serde_json::to_writer(&mut f, &file).map_err(|e| io(e.into()))?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        let bytes = serde_json::to_vec(&file).map_err(|e| WatchlistError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        datadir::replace(&path, &bytes)?;
         Ok(())
     }
 
@@ -222,36 +242,30 @@ pub fn normalize(s: &str) -> String {
         .collect()
 }
 
+/// The key at `path`, created once and atomically on first use.
 fn load_or_create_key(path: &Path) -> Result<Vec<u8>, WatchlistError> {
     let io = |source| WatchlistError::Io {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::read(path) {
-        Ok(k) if k.len() >= 32 => return Ok(k),
-        Ok(_) => {
-            return Err(WatchlistError::Corrupt {
-                path: path.to_path_buf(),
-                reason: "key shorter than 32 bytes".into(),
-            })
+    let key = match std::fs::read(path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut fresh = vec![0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut fresh))
+                .map_err(io)?;
+            // Whoever links its key into place first wins; a racer reads the winner's.
+            datadir::create_once(path, &fresh)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
+    };
+    if key.len() < 32 {
+        return Err(WatchlistError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "key shorter than 32 bytes".into(),
+        });
     }
-    let mut key = vec![0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(io)?;
-    f.write_all(&key).map_err(io)?;
-    f.sync_all().map_err(io)?;
     Ok(key)
 }
 
@@ -287,5 +301,53 @@ mod tests {
         wa.add("KX74821", None).unwrap();
         wb.add("KX74821", None).unwrap();
         assert_ne!(wa.entries[0].hmac, wb.entries[0].hmac);
+    }
+
+    #[test]
+    fn racing_opens_on_a_fresh_data_dir_share_one_key() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Barrier::new(6);
+            let hashes: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            let mut wl = Watchlist::open(dir.path()).unwrap();
+                            wl.add("KX74821", None).unwrap();
+                            wl.entries[0].hmac.clone()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(
+                hashes.iter().all(|h| *h == hashes[0]),
+                "round {round}: two keys were used: {hashes:?}"
+            );
+            let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
+            assert_eq!(key.len(), 32);
+        }
+    }
+
+    #[test]
+    fn a_second_watchlist_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Watchlist::open_writer(dir.path()).unwrap();
+        first.add("KX74821", None).unwrap();
+        let msg = Watchlist::open_writer(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("watchlist") && msg.contains("in use by another writer"),
+            "{msg}"
+        );
+        // A save from a reader's handle is refused too, while the writer holds the lock.
+        let reader = Watchlist::open(dir.path()).unwrap();
+        assert!(reader.save().is_err());
+        first.save().unwrap();
+        drop(first);
+        assert_eq!(Watchlist::open(dir.path()).unwrap().len(), 1);
     }
 }

@@ -25,6 +25,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&cli.log);
     let config = Config::load(cli.config.as_deref())?;
     let data_dir = cli.data_dir;
+    if writes_data_dir(&cli.command) {
+        // Owner-only (0700) when it is new, whatever creates what inside it later.
+        datadir::create_private_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    }
     match cli.command {
         Command::Fingerprints(cmd) => fingerprints_cmd(&data_dir, &config, cmd),
         Command::Watchlist(WatchlistCmd::Import { file }) => watchlist::import(&data_dir, &file),
@@ -42,6 +47,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queues { amqp, json } => runtime()?.block_on(queues(&amqp, json)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
+    }
+}
+
+/// Whether `command` writes into the data dir (and so may create it).
+fn writes_data_dir(command: &Command) -> bool {
+    match command {
+        Command::Fingerprints(FingerprintsCmd::Import { .. })
+        | Command::Watchlist(WatchlistCmd::Import { .. })
+        | Command::Run(_) => true,
+        Command::Retrohunt { amqp, .. } => amqp.is_none(),
+        #[cfg(feature = "demo")]
+        Command::Demo(_) => true,
+        _ => false,
     }
 }
 
@@ -74,7 +92,14 @@ fn alerts_cmd(data_dir: &Path, args: crate::cli::AlertsArgs) -> anyhow::Result<E
             amqp,
             queue,
             max_backoff_secs,
-        }) => runtime()?.block_on(alerts::forward(&webhook, &amqp, &queue, max_backoff_secs)),
+            ca_file,
+        }) => runtime()?.block_on(alerts::forward(alerts::ForwardArgs {
+            webhook: &webhook,
+            amqp: &amqp,
+            queue: &queue,
+            max_backoff_secs,
+            ca_file: ca_file.as_deref(),
+        })),
     }
 }
 

@@ -9,7 +9,7 @@ use matcher::Watchlist;
 pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("failed to read {}", file.display()))?;
-    let mut wl = Watchlist::open(data_dir)?;
+    let mut wl = Watchlist::open_writer(data_dir)?;
     let imported = wl.import_text(&text);
     for (line, e) in &imported.rejected {
         eprintln!("{}:{line}: {e}", file.display());
