@@ -201,12 +201,15 @@ pub async fn tls_wrap<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let host = url
-        .host_str()
-        .ok_or(FetchError::BadUrl)?
-        .trim_end_matches('.');
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| FetchError::BadUrl)?;
+    // An IPv6 literal is `[::1]` in the URL and must be an IP address for TLS.
+    let name = match url.host().ok_or(FetchError::BadUrl)? {
+        url::Host::Ipv4(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+        url::Host::Ipv6(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+        url::Host::Domain(d) => {
+            rustls::pki_types::ServerName::try_from(d.trim_end_matches('.').to_string())
+                .map_err(|_| FetchError::BadUrl)?
+        }
+    };
     tls.connect(name, stream)
         .await
         .map_err(|e| FetchError::Tls(e.to_string()))

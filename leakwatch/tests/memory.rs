@@ -37,11 +37,16 @@ async fn a_flood_of_large_images_keeps_memory_under_budget() {
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let cfg = data.join("cfg.toml");
+    // LEAKWATCH_TEST_QUEUE_BYTES=1000000000000 lifts the bound: the test must then fail.
+    let queue_bytes =
+        std::env::var("LEAKWATCH_TEST_QUEUE_BYTES").unwrap_or_else(|_| "67108864".into());
     std::fs::write(
         &cfg,
-        "[crawler]\nworkers = 8\npoliteness_delay_ms = 0\n\
-         [matcher]\nworkers = 1\n\
-         [bus]\nqueue_bytes = 67108864\n",
+        format!(
+            "[crawler]\nworkers = 8\npoliteness_delay_ms = 0\n\
+             [matcher]\nworkers = 1\n\
+             [bus]\nqueue_bytes = {queue_bytes}\n"
+        ),
     )
     .unwrap();
     let mut cmd = std::process::Command::new(BIN);

@@ -163,14 +163,22 @@ async fn heavy_image(Path(n): Path<String>) -> Response {
     ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response()
 }
 
-/// 1800×1800 pixels of noise at quality 95: a few MiB. Built once, then cached.
+/// 1400×1400 pixels at quality 95: an 8×8 grid of coloured blocks (structure the matcher
+/// can hash) under strong per-pixel noise (bytes JPEG cannot squeeze): a few MiB. Built once,
+/// then cached.
 fn heavy_jpeg() -> &'static Bytes {
     static HEAVY: OnceLock<Bytes> = OnceLock::new();
     HEAVY.get_or_init(|| {
+        const SIDE: u32 = 1400;
         let mut rng = Rng::new(0x4eaf);
-        let img = image::RgbImage::from_fn(1800, 1800, |_, _| {
-            let v = rng.next_u64();
-            image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+        let blocks: Vec<u64> = (0..64).map(|_| rng.next_u64()).collect();
+        let img = image::RgbImage::from_fn(SIDE, SIDE, |x, y| {
+            let b = blocks[((y * 8 / SIDE) * 8 + x * 8 / SIDE) as usize];
+            let n = rng.next_u64();
+            let px = |base: u64, noise: u64| {
+                ((base & 0xff) as i32 + (noise & 0x7f) as i32 - 64).clamp(0, 255) as u8
+            };
+            image::Rgb([px(b, n), px(b >> 8, n >> 8), px(b >> 16, n >> 16)])
         });
         Bytes::from(transform::jpeg(&img, 95).bytes)
     })
