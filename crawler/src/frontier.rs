@@ -201,6 +201,7 @@ impl Frontier {
     /// Handles one discovery report: requests for the new pages and images.
     pub async fn handle(&self, bus: &dyn Bus, d: &Discovered) -> Result<(), BusError> {
         let depth = d.depth.saturating_add(1);
+        self.learn_seeds(&d.links).await?;
         let mut src = Source {
             site: parse_absolute(&d.from).map(|u| site_of(&u)),
             new_sites: 0,
@@ -220,6 +221,40 @@ impl Frontier {
             admitted.extend(self.admit(&u, kind, depth, Some(&d.from), &mut src));
         }
         self.claim_and_publish(bus, admitted).await.map(|_| ())
+    }
+
+    /// Asks the store whether the sites of links out of scope here are seeds another frontier
+    /// added after this one started.
+    async fn learn_seeds(&self, links: &[String]) -> Result<(), BusError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let unknown: HashSet<String> = {
+            let st = self.lock();
+            links
+                .iter()
+                .filter_map(|l| parse_absolute(l))
+                .filter(|u| !self.followed(u))
+                .map(|u| site_of(&u))
+                .filter(|s| !st.seed_sites.contains(s))
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<String> = unknown.into_iter().collect();
+        let found = store.seeds_among(&unknown).await.map_err(store_failed)?;
+        self.lock().seed_sites.extend(found);
+        Ok(())
+    }
+
+    /// Whether the follow rule alone puts `url` in scope.
+    fn followed(&self, url: &Url) -> bool {
+        match self.config.follow {
+            Follow::Seeds => false,
+            Follow::OnionAndSeeds => is_onion(url),
+            Follow::All => true,
+        }
     }
 
     /// Records `admitted` in the store (when there is one), publishes what this frontier
@@ -359,12 +394,7 @@ impl Frontier {
             self.stats.incr(Counter::FrontierTooDeep);
             return false;
         }
-        let in_scope = st.seed_sites.contains(site)
-            || match self.config.follow {
-                Follow::Seeds => false,
-                Follow::OnionAndSeeds => is_onion(url),
-                Follow::All => true,
-            };
+        let in_scope = st.seed_sites.contains(site) || self.followed(url);
         if !in_scope {
             self.stats.incr(Counter::FrontierOutOfScope);
         }
@@ -661,5 +691,37 @@ mod tests {
         // /, /1 and /2 spent the site's budget of three pages before the restart.
         assert!(got.is_empty(), "{got:?}");
         assert_eq!(f.recover(&bus).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn frontiers_sharing_a_store_share_seeds_and_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::SQLITE_FILE);
+        let open = || async {
+            let store = Box::new(crate::store::SqliteStore::open(&path).unwrap());
+            let stats = Arc::new(Stats::default());
+            Frontier::with_store(CrawlerConfig::default(), stats, store)
+                .await
+                .unwrap()
+        };
+        // The second frontier starts before the first is given its seeds.
+        let (f1, f2) = (open().await, open().await);
+        let bus = EmbeddedBus::default();
+        let seeds = Frontier::parse_seeds(&["http://a.test/".into()]).unwrap();
+        f1.seed(&bus, &seeds).await.unwrap();
+        let d = Discovered {
+            from: "http://a.test/".into(),
+            depth: 0,
+            links: vec!["http://a.test/x".into(), "http://a.test/y".into()],
+            images: vec![],
+        };
+        // Both get a copy of the report (a redelivery): each URL is requested once.
+        f2.handle(&bus, &d).await.unwrap();
+        f1.handle(&bus, &d).await.unwrap();
+        let got: Vec<String> = drain(&bus).await.into_iter().map(|r| r.url).collect();
+        assert_eq!(
+            got,
+            ["http://a.test/", "http://a.test/x", "http://a.test/y"]
+        );
     }
 }

@@ -176,7 +176,10 @@ pub async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let io = |e: std::io::Error| FetchError::Socks(format!("proxy connection: {e}"));
+    // The proxy hanging up mid-handshake (killed, restarting) says nothing about the site.
+    let io = |e: std::io::Error| {
+        FetchError::TransportDown(format!("proxy closed the connection in the handshake: {e}"))
+    };
     // Greeting: offer username/password (when we have credentials) and no-auth.
     let greeting: &[u8] = if creds.is_some() {
         &[5, 2, 2, 0]

@@ -80,6 +80,9 @@ pub trait FrontierStore: Send + Sync {
     async fn load(&self) -> Result<Snapshot, StoreError>;
     /// Marks sites as seeds (in scope from now on, also after a restart without `--seed`).
     async fn add_seed_sites(&self, sites: &[String]) -> Result<(), StoreError>;
+    /// Which of `sites` are seeds (another frontier may have added them since this one
+    /// started).
+    async fn seeds_among(&self, sites: &[String]) -> Result<Vec<String>, StoreError>;
     /// Records `batch`; returns the indexes of the claims this caller must publish.
     async fn claim(&self, batch: &[Claim]) -> Result<Vec<usize>, StoreError>;
     /// The claims with these digests were published.
@@ -203,6 +206,19 @@ impl FrontierStore for SqliteStore {
                 )?;
             }
             tx.commit()
+        })
+    }
+
+    async fn seeds_among(&self, sites: &[String]) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut q = c.prepare("SELECT 1 FROM frontier_sites WHERE site = ?1 AND seed = 1")?;
+            let mut found = Vec::new();
+            for s in sites {
+                if q.exists([s])? {
+                    found.push(s.clone());
+                }
+            }
+            Ok(found)
         })
     }
 
@@ -357,6 +373,18 @@ impl FrontierStore for PgStore {
         Ok(())
     }
 
+    async fn seeds_among(&self, sites: &[String]) -> Result<Vec<String>, StoreError> {
+        let c = self.client.lock().await;
+        Ok(c.query(
+            "SELECT site FROM frontier_sites WHERE seed AND site = ANY($1)",
+            &[&sites],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
     async fn claim(&self, batch: &[Claim]) -> Result<Vec<usize>, StoreError> {
         let mut c = self.client.lock().await;
         let tx = c.transaction().await?;
@@ -495,6 +523,9 @@ pub(crate) mod tests {
     /// state (another process, or the same one after a restart).
     async fn exercise(a: Box<dyn FrontierStore>, b: Box<dyn FrontierStore>) {
         a.add_seed_sites(&["seed.test".into()]).await.unwrap();
+        // A seed added by one frontier is a seed to the other.
+        let asked = ["other.test".to_string(), "seed.test".to_string()];
+        assert_eq!(b.seeds_among(&asked).await.unwrap(), ["seed.test"]);
         let batch = [
             claim(1, "seed.test", false, None),
             claim(2, "new.onion", false, Some("seed.test")),

@@ -262,14 +262,18 @@ impl Setup {
 
     /// Whether every expected alert is stored, every page indexed and every queue drained.
     fn settled(&self, vhost: &Vhost) -> bool {
-        let ready: u64 = leakwatch(&s(&["queues", "--amqp", &vhost.url, "--json"]))
-            .iter()
-            .filter(|q| !q["queue"].as_str().unwrap().ends_with(".dlq"))
-            .map(|q| q["messages"].as_u64().unwrap())
-            .sum();
+        let queues = leakwatch(&s(&["queues", "--amqp", &vhost.url, "--json"]));
+        let count = |dlq: bool| -> u64 {
+            queues
+                .iter()
+                .filter(|q| q["queue"].as_str().unwrap().ends_with(".dlq") == dlq)
+                .map(|q| q["messages"].as_u64().unwrap())
+                .sum()
+        };
+        let (ready, dead) = (count(false), count(true));
         let (pages, missing) = (self.pages_indexed(), self.missing_alerts());
         eprintln!(
-            "waiting: {ready} ready messages, {pages}/{} pages indexed, {} alerts missing",
+            "waiting: {ready} ready messages ({dead} dead-lettered), {pages}/{} pages indexed, {} alerts missing",
             self.truth.pages,
             missing.len()
         );
