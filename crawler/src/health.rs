@@ -90,6 +90,9 @@ struct SiteState {
     ever_up: bool,
     /// The first attempt at the site (its grace period starts here).
     first_try: Option<Instant>,
+    /// A seed request went to this site: until it answers, every request to it is patient
+    /// (a link from another page to a seed that is still publishing is no probe).
+    seeded: bool,
 }
 
 /// A transport wrapper adding retries, backoff and per-site up/down state.
@@ -189,12 +192,14 @@ impl HealthyFetcher {
         let mut sites = self.lock();
         let st = sites.entry(site.to_string()).or_default();
         let first = *st.first_try.get_or_insert_with(Instant::now);
-        (patience == Patience::Seed && !st.ever_up).then_some(first + self.grace)
+        st.seeded |= patience == Patience::Seed;
+        (st.seeded && !st.ever_up).then_some(first + self.grace)
     }
 
-    /// Whether `site` has never answered.
-    fn never_up(&self, site: &str) -> bool {
-        !self.lock().get(site).is_some_and(|s| s.ever_up)
+    /// Whether a failure of this request to `site` should mark it down at once: a probe of a
+    /// site that has never answered and is no seed.
+    fn is_probe(&self, site: &str, patience: Patience) -> bool {
+        patience == Patience::Probe && !self.lock().get(site).is_some_and(|s| s.ever_up || s.seeded)
     }
 
     fn succeeded(&self, site: &str) {
@@ -235,7 +240,7 @@ impl Fetcher for HealthyFetcher {
             return Err(FetchError::SiteDown);
         }
         let patient_until = self.patient_until(&site, limits.patience);
-        let probe = limits.patience == Patience::Probe && self.never_up(&site);
+        let probe = self.is_probe(&site, limits.patience);
         let mut attempt = 0;
         loop {
             match self.inner.get(url, limits).await {
@@ -450,5 +455,32 @@ mod tests {
         }
         assert_eq!(inner.calls.load(Ordering::SeqCst), 10);
         assert_eq!((h.sites_down(), stats.get(Counter::SiteRetries)), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_link_to_a_seed_still_publishing_is_no_probe() {
+        let stats = Arc::new(Stats::default());
+        let not_found = FetchError::Tor {
+            kind: crate::TorFailure::OnionNotFound,
+            detail: "descriptor not found".into(),
+        };
+        let inner = flaky(10, not_found);
+        let h = Arc::new(HealthyFetcher::new(
+            inner.clone(),
+            cfg(),
+            stats.clone(),
+            true,
+        ));
+        let seed = Url::parse("http://seed.test/").unwrap();
+        let linked = Url::parse("http://seed.test/from-another-page").unwrap();
+        // The seed request starts first; a link to the same site from another page arrives
+        // while the site is still not answering. Neither gives up, nor marks the site down.
+        let (h1, s1) = (h.clone(), seed.clone());
+        let first = tokio::spawn(async move { h1.get(&s1, &seed_limits(Patience::Seed)).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = h.get(&linked, &seed_limits(Patience::Probe)).await;
+        assert!(second.is_ok(), "{second:?}");
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(stats.get(Counter::SiteMarkedDown), 0);
     }
 }
