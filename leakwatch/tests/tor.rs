@@ -4,6 +4,9 @@
 //! network's exits. `leakwatch run --transport tor --tor-config <privnet's arti.toml>` crawls
 //! from the onion roots with its embedded arti client, under strace.
 //!
+//! The crawl starts without waiting for the onion services, and with their tor instance frozen
+//! (SIGSTOP) for its first 20 s: the seeds must be waited for, not dropped.
+//!
 //! Checked: every page of every site is fetched (over Tor: leakwatch never connects to a
 //! testbed port itself), the planted images are alerted as against the truth file, each site
 //! uses circuits of its own (arti's circuit ids, read back from the streams), and no DNS query
@@ -147,7 +150,7 @@ async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network
          connect_timeout_secs = 45\n\
          [tor]\nbootstrap_timeout_secs = 120\n\
          [health]\nretries = 6\nbackoff_base_ms = 500\nbackoff_max_ms = 5000\n\
-         once_grace_secs = 600\n",
+         once_grace_secs = 240\n",
     )
     .unwrap();
 
@@ -177,9 +180,31 @@ async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network
     for s in &seeds {
         cmd.args(["--seed", s]);
     }
+    // The onion services are frozen (SIGSTOP on their tor instance) when the crawl starts and
+    // for its first 20 s: the seeds do not answer, and `run --once` must wait for them
+    // instead of ending with nothing.
+    let onion_pid = std::fs::read_to_string(net_dir.join("pids/onion.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let signal = move |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &onion_pid])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig}");
+    };
+    signal("-STOP");
     let out = tokio::task::spawn_blocking(move || {
-        cmd.output()
-            .expect("run leakwatch under strace (apt-get install strace)")
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd
+            .spawn()
+            .expect("run leakwatch under strace (apt-get install strace)");
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        signal("-CONT");
+        child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
@@ -200,6 +225,11 @@ async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network
         "{summary}\n{stderr}"
     );
     assert_eq!(summary["sites_down"], 0, "{summary}");
+    assert_eq!(
+        summary["unreached_seeds"],
+        serde_json::json!([]),
+        "{summary}"
+    );
     let indexed =
         json_lines(&leakwatch(&data, &["search", "*", "--json", "--limit", "10000"]).stdout);
     let hosts: HashSet<String> = indexed
