@@ -320,10 +320,11 @@ impl PgStore {
                 tracing::error!(error = %e, "frontier store connection lost");
             }
         });
-        // Two processes creating the tables at once would race on the catalog.
+        // Two processes creating the tables at once would race on the catalog ("type
+        // already exists"): a transaction-scoped lock holds until the tables are committed.
         client
             .batch_execute(&format!(
-                "SELECT pg_advisory_lock(7412); {PG_SCHEMA} SELECT pg_advisory_unlock(7412);"
+                "BEGIN; SELECT pg_advisory_xact_lock(7412); {PG_SCHEMA} COMMIT;"
             ))
             .await?;
         Ok(PgStore {
@@ -587,6 +588,20 @@ pub(crate) mod tests {
             .await
             .unwrap();
         exercise(a, b).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn frontiers_starting_together_on_a_fresh_database_all_start() {
+        let db = PgDb::create().await;
+        let starts: Vec<_> = (0..8)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { PgStore::connect(&url).await.map(|_| ()) })
+            })
+            .collect();
+        for s in starts {
+            s.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]

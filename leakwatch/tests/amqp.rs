@@ -68,6 +68,16 @@ struct Proc {
     stderr: PathBuf,
 }
 
+/// A test that fails part-way must not leave its processes running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Proc {
     fn start(name: &str, dir: &Path, args: &[String]) -> Proc {
         let stdout = dir.join(format!("{name}.out"));
