@@ -50,6 +50,8 @@ pub fn image(
         distance,
         algorithm: algorithm.to_string(),
         detected_at: schema::now_rfc3339(),
+        page_fetched_at: None,
+        listed_at: None,
     }
 }
 
@@ -64,6 +66,8 @@ pub fn text(label: &str, page_url: &str) -> Alert {
         distance: 0,
         algorithm: TEXT_ALGORITHM.to_string(),
         detected_at: schema::now_rfc3339(),
+        page_fetched_at: None,
+        listed_at: None,
     }
 }
 

@@ -141,6 +141,8 @@ mod tests {
             distance: 3,
             algorithm: "pdq+grid".into(),
             detected_at: "2026-01-01T00:00:00Z".into(),
+            page_fetched_at: None,
+            listed_at: None,
         }
     }
 

@@ -143,6 +143,7 @@ mod tests {
             kind: schema::ResourceKind::Page,
             depth: 0,
             referrer: None,
+            ..Default::default()
         };
         crate::send_to_queue(dynbus.as_ref(), names::CRAWL_REQUESTS, &req)
             .await

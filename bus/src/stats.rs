@@ -37,10 +37,18 @@ pub enum Counter {
     SiteReprobes,
     TorCircuits,
     TorFreshIsolation,
+    /// Scheduled revisits of known pages the frontier requested.
+    Revisits,
+    /// Due revisits held back by the per-site or overall budget.
+    RevisitsDeferred,
+    /// Revisited pages whose extracted content had not changed (not re-published).
+    PagesUnchanged,
+    /// Revisited pages the site answered `304 Not Modified` (conditional hits).
+    PagesNotModified,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 23] = [
         Counter::Pages,
         Counter::Images,
         Counter::ImagesHashed,
@@ -60,6 +68,10 @@ impl Counter {
         Counter::SiteReprobes,
         Counter::TorCircuits,
         Counter::TorFreshIsolation,
+        Counter::Revisits,
+        Counter::RevisitsDeferred,
+        Counter::PagesUnchanged,
+        Counter::PagesNotModified,
     ];
 
     /// The counter's stable name (summary keys, metric names).
@@ -84,6 +96,10 @@ impl Counter {
             Counter::SiteReprobes => "site.reprobes",
             Counter::TorCircuits => "tor.circuits",
             Counter::TorFreshIsolation => "tor.fresh-isolation",
+            Counter::Revisits => "recrawl.revisits",
+            Counter::RevisitsDeferred => "recrawl.deferred",
+            Counter::PagesUnchanged => "recrawl.unchanged",
+            Counter::PagesNotModified => "recrawl.not-modified",
         }
     }
 

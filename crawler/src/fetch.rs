@@ -14,6 +14,8 @@ pub enum Sniffed {
     Html,
     Image,
     Other,
+    /// `304 Not Modified` to a conditional request: the page is as it was.
+    NotModified,
 }
 
 /// A successful fetch after redirects.
@@ -46,6 +48,13 @@ pub async fn fetch(
             }
             current = next;
             continue;
+        }
+        if resp.status == 304 && hops == 0 && limits.conditional.is_some() {
+            return Ok(Fetched {
+                final_url: current,
+                response: resp,
+                sniffed: Sniffed::NotModified,
+            });
         }
         if !(200..300).contains(&resp.status) {
             return Err(FetchError::Status(resp.status));

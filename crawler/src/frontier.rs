@@ -17,6 +17,11 @@
 //! requested and each site's spent budget, and republishes what it claimed but never saw
 //! confirmed (the outbox protocol in [`crate::store`]). Without one (one process on the
 //! embedded bus, whose queues die with it) the state lives in memory.
+//!
+//! A frontier that watches continuously ([`Frontier::recrawling`], `run` without `--once`)
+//! also keeps every page it requested on the recrawl schedule ([`crate::schedule`]): its
+//! scheduler ([`Frontier::schedule`]) requests due pages again, and each crawl report moves
+//! the page's next visit.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,6 +33,7 @@ use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
 use schema::{CrawlRequest, Discovered, Message, ResourceKind};
 use url::Url;
 
+use crate::schedule::{self, Budget, NewPage, RecrawlConfig};
 use crate::store::{Claim, FrontierStore, Snapshot, StoreError};
 use crate::urls::{check_onion, is_onion, parse_absolute, site_of};
 use crate::{CrawlerConfig, Follow};
@@ -57,9 +63,12 @@ mod drop_kind {
 struct Source {
     site: Option<String>,
     new_sites: usize,
+    /// When the reporting page was fetched (passed on to its images' requests).
+    fetched_at: Option<String>,
 }
 
-fn digest(url: &Url) -> u128 {
+/// The 128-bit key the frontier remembers `url` by (seen set and schedule).
+pub fn digest(url: &Url) -> u128 {
     use sha2::Digest;
     let d = sha2::Sha256::digest(url.as_str().as_bytes());
     u128::from_le_bytes(d[..16].try_into().expect("16 of 32 bytes"))
@@ -72,6 +81,13 @@ pub struct Frontier {
     stats: Arc<Stats>,
     state: Mutex<State>,
     store: Option<Box<dyn FrontierStore>>,
+    recrawl: Option<Recrawl>,
+}
+
+/// The schedule's settings and this frontier's revisit budget.
+struct Recrawl {
+    config: RecrawlConfig,
+    budget: Mutex<Budget>,
 }
 
 /// A request admitted in memory, waiting to be claimed in the store and published.
@@ -99,6 +115,7 @@ impl Frontier {
             stats,
             state: Mutex::new(State::default()),
             store: None,
+            recrawl: None,
         }
     }
 
@@ -114,9 +131,22 @@ impl Frontier {
             stats,
             state: Mutex::new(State::default()),
             store: Some(store),
+            recrawl: None,
         };
         f.warm(snapshot);
         Ok(f)
+    }
+
+    /// Keeps every requested page on the recrawl schedule (needs a store; without one this
+    /// does nothing).
+    pub fn recrawling(mut self, config: RecrawlConfig) -> Self {
+        if self.store.is_some() {
+            self.recrawl = Some(Recrawl {
+                budget: Mutex::new(Budget::new(&config)),
+                config,
+            });
+        }
+        self
     }
 
     fn warm(&self, snap: Snapshot) {
@@ -190,11 +220,16 @@ impl Frontier {
         let mut src = Source {
             site: None,
             new_sites: 0,
+            fetched_at: None,
         };
         let admitted: Vec<Admitted> = seeds
             .iter()
             .filter_map(|s| self.admit(s, ResourceKind::Page, 0, None, &mut src))
             .collect();
+        // Seeds requested by an earlier run are not requested again; they are (still) on the
+        // schedule.
+        let pages: Vec<(Url, u32)> = seeds.iter().map(|s| (s.clone(), 0)).collect();
+        self.add_to_schedule(&pages).await?;
         self.claim_and_publish(bus, admitted).await
     }
 
@@ -205,6 +240,7 @@ impl Frontier {
         let mut src = Source {
             site: parse_absolute(&d.from).map(|u| site_of(&u)),
             new_sites: 0,
+            fetched_at: d.fetched_at.clone(),
         };
         let pages = d.links.iter().map(|l| (l, ResourceKind::Page));
         let images = d.images.iter().map(|l| (l, ResourceKind::Image));
@@ -220,7 +256,117 @@ impl Frontier {
             }
             admitted.extend(self.admit(&u, kind, depth, Some(&d.from), &mut src));
         }
-        self.claim_and_publish(bus, admitted).await.map(|_| ())
+        let pages: Vec<(Url, u32)> = admitted
+            .iter()
+            .filter(|a| a.kind == ResourceKind::Page)
+            .map(|a| (a.url.clone(), depth))
+            .collect();
+        self.add_to_schedule(&pages).await?;
+        self.claim_and_publish(bus, admitted).await?;
+        self.revisited(d).await
+    }
+
+    /// Puts newly requested pages on the schedule: first due one interval from now (when
+    /// they are retried if their report never comes back).
+    async fn add_to_schedule(&self, pages: &[(Url, u32)]) -> Result<(), BusError> {
+        let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
+            return Ok(());
+        };
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let now = schedule::now_ms();
+        let rows: Vec<NewPage> = pages
+            .iter()
+            .map(|(u, depth)| {
+                let interval_ms = recrawl.config.first_interval_ms(*depth);
+                NewPage {
+                    digest: digest(u),
+                    url: u.to_string(),
+                    site: site_of(u),
+                    depth: *depth,
+                    interval_ms,
+                    due_ms: now + interval_ms,
+                    listed_ms: now,
+                }
+            })
+            .collect();
+        store.schedule(&rows).await.map_err(store_failed)
+    }
+
+    /// Moves the reported page's next visit by what its fetch found.
+    async fn revisited(&self, d: &Discovered) -> Result<(), BusError> {
+        let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
+            return Ok(());
+        };
+        let Some(url) = parse_absolute(d.scheduled_url()) else {
+            return Ok(());
+        };
+        let Some(row) = store.row(digest(&url)).await.map_err(store_failed)? else {
+            return Ok(());
+        };
+        // Reports arrive right after their fetch; the frontier's own clock keeps the
+        // schedule consistent across crawler machines.
+        let links_changed =
+            row.validators.links.is_some() && row.validators.links != d.validators.links;
+        let visit = schedule::next_visit(
+            &row,
+            d.outcome,
+            links_changed,
+            d.validators.clone(),
+            schedule::now_ms(),
+            &recrawl.config,
+        );
+        store.record(&visit).await.map_err(store_failed)
+    }
+
+    /// Requests due pages again, within the revisit budget, until the bus closes.
+    pub async fn schedule(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
+        let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
+            return Ok(());
+        };
+        let tick = std::time::Duration::from_millis(recrawl.config.tick_ms.max(10));
+        while !bus.is_closed() {
+            let now = schedule::now_ms();
+            let due = match store.take_due(now, 256).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recrawl schedule unavailable");
+                    tokio::time::sleep(tick).await;
+                    continue;
+                }
+            };
+            let full = due.len() == 256;
+            for row in due {
+                let spent = recrawl
+                    .budget
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .spend(&row.site, now);
+                if let Err(next) = spent {
+                    self.stats.incr(Counter::RevisitsDeferred);
+                    if let Err(e) = store.postpone(row.digest, next).await {
+                        // The lease holds it back one interval instead.
+                        tracing::warn!(error = %e, "could not postpone a revisit");
+                    }
+                    continue;
+                }
+                let request = CrawlRequest {
+                    url: row.url.clone(),
+                    kind: ResourceKind::Page,
+                    depth: row.depth,
+                    revisit: Some(row.validators.clone()),
+                    ..Default::default()
+                };
+                // A failed publish is retried when the lease taken above runs out.
+                bus.publish("", CRAWL_REQUESTS, request.encode()).await?;
+                self.stats.incr(Counter::Revisits);
+            }
+            if !full {
+                tokio::time::sleep(tick).await;
+            }
+        }
+        Ok(())
     }
 
     /// Asks the store whether the sites of links out of scope here are seeds another frontier
@@ -374,6 +520,12 @@ impl Frontier {
             kind,
             depth,
             referrer: referrer.map(str::to_string),
+            listed_at: (kind == ResourceKind::Page).then(schema::now_rfc3339),
+            page_fetched_at: match kind {
+                ResourceKind::Image => src.fetched_at.clone(),
+                ResourceKind::Page => None,
+            },
+            revisit: None,
         };
         Some(Admitted {
             url: url.clone(),
@@ -494,6 +646,7 @@ mod tests {
                 "http://cdn.test/i.png".into(),
                 "http://cdn.test/i.png".into(),
             ],
+            ..Default::default()
         };
         f.handle(&bus, &d).await.unwrap();
         let deep = Discovered {
@@ -501,6 +654,7 @@ mod tests {
             depth: 2,
             links: vec!["http://a.test/deeper".into()],
             images: vec![],
+            ..Default::default()
         };
         f.handle(&bus, &deep).await.unwrap();
         let got: Vec<(String, ResourceKind)> = drain(&bus)
@@ -537,6 +691,7 @@ mod tests {
             depth: 0,
             links: vec!["http://a.test/x".into()],
             images: vec![],
+            ..Default::default()
         };
         bus.close(); // the broker is gone: publishing fails
         assert!(f.handle(&bus, &d).await.is_err());
@@ -573,6 +728,7 @@ mod tests {
             images: (0..50)
                 .map(|i| format!("http://cdn.test/{i}.jpg"))
                 .collect(),
+            ..Default::default()
         };
         f.handle(&bus, &flood("http://a.test/", 0..2_000))
             .await
@@ -589,6 +745,7 @@ mod tests {
                 "http://a.test/4".into(),
             ],
             images: vec![],
+            ..Default::default()
         };
         f.handle(&bus, &known).await.unwrap();
         let got = drain(&bus).await;
@@ -620,6 +777,7 @@ mod tests {
             depth: 0,
             links: (0..100).map(|i| format!("http://a.test/{i}")).collect(),
             images: vec![],
+            ..Default::default()
         };
         f.handle(&bus, &d).await.unwrap();
         assert_eq!(drain(&bus).await.len(), 10);
@@ -653,6 +811,7 @@ mod tests {
             depth: 0,
             links: links.iter().map(|l| l.to_string()).collect(),
             images: vec![],
+            ..Default::default()
         };
         f.handle(&bus, &report("http://a.test/", &["http://a.test/1"]))
             .await
@@ -714,6 +873,7 @@ mod tests {
             depth: 0,
             links: vec!["http://a.test/x".into(), "http://a.test/y".into()],
             images: vec![],
+            ..Default::default()
         };
         // Both get a copy of the report (a redelivery): each URL is requested once.
         f2.handle(&bus, &d).await.unwrap();

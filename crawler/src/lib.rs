@@ -22,6 +22,8 @@ pub mod isolation;
 pub mod onion;
 pub mod parse;
 pub mod politeness;
+pub mod schedule;
+mod schedule_store;
 pub mod socks5;
 pub mod store;
 pub mod tor;
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use frontier::Frontier;
 pub use health::{HealthConfig, HealthyFetcher};
+pub use schedule::RecrawlConfig;
 pub use socks5::Socks5Fetcher;
 pub use tor::{TorConfig, TorFetcher};
 pub use transport::{DirectFetcher, Fetcher, Limits, Patience};
@@ -244,6 +247,7 @@ impl CrawlerConfig {
             max_body_bytes,
             max_header_bytes: 64 * 1024,
             patience: Default::default(),
+            conditional: None,
         }
     }
 }

@@ -26,6 +26,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::schedule::ScheduleStore;
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,9 +76,10 @@ pub struct Snapshot {
     pub sites: Vec<SiteRow>,
 }
 
-/// Durable frontier state. See the module docs for the protocol.
+/// Durable frontier state. See the module docs for the protocol; the recrawl schedule's part
+/// is in [`crate::schedule`].
 #[async_trait]
-pub trait FrontierStore: Send + Sync {
+pub trait FrontierStore: ScheduleStore + Send + Sync {
     async fn load(&self) -> Result<Snapshot, StoreError>;
     /// Marks sites as seeds (in scope from now on, also after a restart without `--seed`).
     async fn add_seed_sites(&self, sites: &[String]) -> Result<(), StoreError>;
@@ -108,11 +111,11 @@ pub async fn open(
 /// The SQLite file in the data dir.
 pub const SQLITE_FILE: &str = "frontier.sqlite";
 
-fn key(d: u128) -> Vec<u8> {
+pub(crate) fn key(d: u128) -> Vec<u8> {
     d.to_be_bytes().to_vec()
 }
 
-fn digest_of(b: &[u8]) -> u128 {
+pub(crate) fn digest_of(b: &[u8]) -> u128 {
     let mut a = [0u8; 16];
     let n = b.len().min(16);
     a[..n].copy_from_slice(&b[..n]);
@@ -131,11 +134,38 @@ CREATE TABLE IF NOT EXISTS frontier_sites (
     images INTEGER NOT NULL DEFAULT 0,
     introduced INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS frontier_schedule (
+    digest BLOB PRIMARY KEY,
+    url TEXT NOT NULL,
+    site TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    entry INTEGER NOT NULL DEFAULT 0,
+    quiet INTEGER NOT NULL DEFAULT 0,
+    etag TEXT,
+    modified TEXT,
+    content TEXT,
+    links TEXT,
+    listed_ms INTEGER NOT NULL,
+    fetches INTEGER NOT NULL DEFAULT 0,
+    changes INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS frontier_schedule_due ON frontier_schedule (due_ms);
+CREATE TABLE IF NOT EXISTS frontier_liveness (
+    site TEXT PRIMARY KEY,
+    up INTEGER,
+    answered INTEGER NOT NULL DEFAULT 0,
+    unanswered INTEGER NOT NULL DEFAULT 0,
+    last_up_ms INTEGER,
+    last_down_ms INTEGER
+);
 ";
 
 /// SQLite in one file; several processes on one machine may share it (SQLite's own locking).
 pub struct SqliteStore {
-    path: String,
+    pub(crate) path: String,
     conn: Mutex<rusqlite::Connection>,
 }
 
@@ -156,7 +186,7 @@ impl SqliteStore {
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
@@ -305,11 +335,38 @@ CREATE TABLE IF NOT EXISTS frontier_sites (
     images BIGINT NOT NULL DEFAULT 0,
     introduced BIGINT NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS frontier_schedule (
+    digest BYTEA PRIMARY KEY,
+    url TEXT NOT NULL,
+    site TEXT NOT NULL,
+    depth BIGINT NOT NULL,
+    interval_ms BIGINT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    entry BOOLEAN NOT NULL DEFAULT FALSE,
+    quiet BIGINT NOT NULL DEFAULT 0,
+    etag TEXT,
+    modified TEXT,
+    content TEXT,
+    links TEXT,
+    listed_ms BIGINT NOT NULL,
+    fetches BIGINT NOT NULL DEFAULT 0,
+    changes BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS frontier_schedule_due ON frontier_schedule (due_ms);
+CREATE TABLE IF NOT EXISTS frontier_liveness (
+    site TEXT PRIMARY KEY,
+    up BOOLEAN,
+    answered BIGINT NOT NULL DEFAULT 0,
+    unanswered BIGINT NOT NULL DEFAULT 0,
+    last_up_ms BIGINT,
+    last_down_ms BIGINT
+);
 ";
 
 /// PostgreSQL, shared by every frontier process that is given the same URL.
 pub struct PgStore {
-    client: tokio::sync::Mutex<tokio_postgres::Client>,
+    pub(crate) client: tokio::sync::Mutex<tokio_postgres::Client>,
 }
 
 impl PgStore {

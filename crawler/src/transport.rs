@@ -30,6 +30,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How hard to try a site that has never answered (see [`crate::health`]).
     pub patience: Patience,
+    /// Validators from the last fetch: sent as `If-None-Match` / `If-Modified-Since`, so an
+    /// unchanged page costs the site a `304` and no body.
+    pub conditional: Option<schema::Validators>,
 }
 
 /// How hard to try a site that has never answered yet.
@@ -53,6 +56,7 @@ impl Default for Limits {
             max_body_bytes: 5 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             patience: Patience::Normal,
+            conditional: None,
         }
     }
 }
@@ -215,6 +219,9 @@ where
         .map_err(|e| FetchError::Tls(e.to_string()))
 }
 
+/// Longest `ETag` or `Last-Modified` value kept and sent back.
+pub const MAX_VALIDATOR_BYTES: usize = 256;
+
 /// One HTTP/1.1 GET over an established stream, with bounded headers and body.
 pub async fn http_get<S>(
     stream: S,
@@ -233,7 +240,22 @@ where
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = http::Request::get(request_target(url))
+    let mut req = http::Request::get(request_target(url));
+    if let Some(v) = &limits.conditional {
+        // Values a site sent us earlier: sent back only when they are short and legal.
+        let legal = |s: &Option<String>| {
+            s.as_deref()
+                .filter(|s| s.len() <= MAX_VALIDATOR_BYTES)
+                .and_then(|s| http::HeaderValue::from_str(s).ok())
+        };
+        if let Some(etag) = legal(&v.etag) {
+            req = req.header(http::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = legal(&v.last_modified) {
+            req = req.header(http::header::IF_MODIFIED_SINCE, date);
+        }
+    }
+    let req = req
         .header(http::header::HOST, host_header(url))
         .header(http::header::USER_AGENT, user_agent)
         .header(

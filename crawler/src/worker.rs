@@ -17,7 +17,11 @@ use async_trait::async_trait;
 use bus::stats::kinds;
 use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS, IMAGES, PAGES_EXCHANGE};
-use schema::{CrawlRequest, Discovered, FetchedImage, FetchedPage, Message, ResourceKind};
+use schema::{
+    CrawlRequest, Discovered, FetchedImage, FetchedPage, Message, PageOutcome, ResourceKind,
+    Validators,
+};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::extract::{extract, ExtractLimits};
@@ -87,7 +91,9 @@ impl Crawler {
     }
 
     /// Fetches one request and publishes its results. Fetch failures are counted and settled
-    /// here; only a bus failure is returned (the request is then retried).
+    /// here; only a bus failure is returned (the request is then retried). Every page request
+    /// ends with a report to the frontier, whatever its outcome: the recrawl schedule and the
+    /// sites' liveness are kept from them.
     pub async fn handle(&self, bus: &dyn Bus, req: &CrawlRequest) -> Result<(), BusError> {
         let Ok(url) = Url::parse(&req.url) else {
             self.stats.error(FetchError::BadUrl.kind());
@@ -100,6 +106,7 @@ impl Crawler {
         };
         let limits = Limits {
             patience: patience(req, &url),
+            conditional: req.revisit.clone(),
             ..self.config.limits(max_bytes)
         };
         let fetched = self.fetch_through_outages(bus, &url, &limits).await?;
@@ -114,11 +121,25 @@ impl Crawler {
             Err(e) => {
                 self.stats.error(e.kind());
                 tracing::info!(url = %url, error = %e, "fetch failed");
-                return Ok(());
+                let outcome = if e.site_answered() {
+                    PageOutcome::Refused
+                } else {
+                    PageOutcome::Unreachable
+                };
+                return self.report(bus, req, outcome, Validators::default()).await;
             }
         };
         match (req.kind, fetched.sniffed) {
-            (_, Sniffed::Image) => self.publish_image(bus, req, &fetched).await,
+            (ResourceKind::Page, Sniffed::NotModified) => {
+                self.stats.incr(Counter::PagesNotModified);
+                let kept = req.revisit.clone().unwrap_or_default();
+                self.report(bus, req, PageOutcome::Unchanged, kept).await
+            }
+            (_, Sniffed::Image) => {
+                self.publish_image(bus, req, &fetched).await?;
+                self.report(bus, req, PageOutcome::Changed, Validators::default())
+                    .await
+            }
             (ResourceKind::Page, Sniffed::Html) => self.publish_page(bus, req, fetched).await,
             (ResourceKind::Image, _) => {
                 self.stats.error(FetchError::NotAnImage.kind());
@@ -126,9 +147,32 @@ impl Crawler {
             }
             (ResourceKind::Page, _) => {
                 self.stats.incr(Counter::CrawlerSkippedContent);
-                Ok(())
+                self.report(bus, req, PageOutcome::Refused, Validators::default())
+                    .await
             }
         }
+    }
+
+    /// Tells the frontier how a page request ended (nothing for images: they are leaves).
+    async fn report(
+        &self,
+        bus: &dyn Bus,
+        req: &CrawlRequest,
+        outcome: PageOutcome,
+        validators: Validators,
+    ) -> Result<(), BusError> {
+        if req.kind != ResourceKind::Page {
+            return Ok(());
+        }
+        let report = Discovered {
+            from: req.url.clone(),
+            depth: req.depth,
+            outcome,
+            fetched_at: Some(schema::now_rfc3339()),
+            validators,
+            ..Default::default()
+        };
+        bus.publish("", CRAWL_DISCOVERED, report.encode()).await
     }
 
     /// Fetches `url`, waiting out transport outages. The outer error is the bus closing while
@@ -179,6 +223,7 @@ impl Crawler {
             content_type: fetched.response.header("content-type").map(str::to_string),
             sha256: schema::sha256_hex(body),
             fetched_at: schema::now_rfc3339(),
+            page_fetched_at: req.page_fetched_at.clone(),
             bytes: body.clone(),
         };
         bus.publish("", IMAGES, img.encode()).await?;
@@ -194,6 +239,8 @@ impl Crawler {
     ) -> Result<(), BusError> {
         let limits = self.extract_limits.clone();
         let page_url = fetched.final_url.clone();
+        let etag = validator(&fetched.response, "etag");
+        let last_modified = validator(&fetched.response, "last-modified");
         let body = fetched.response.body;
         let content_type = fetched
             .response
@@ -219,6 +266,20 @@ impl Crawler {
         if guessed_encoding {
             self.stats.error(kinds::HTML_UNDECLARED_ENCODING);
         }
+        let validators = Validators {
+            etag,
+            last_modified,
+            content: Some(content_digest(&extracted)),
+            links: Some(links_digest(&extracted)),
+        };
+        let revisit = req.revisit.as_ref();
+        if revisit.is_some_and(|r| r.content.is_some() && r.content == validators.content) {
+            // The same text, links and images as last time: nothing to index or match again.
+            self.stats.incr(Counter::PagesUnchanged);
+            return self
+                .report(bus, req, PageOutcome::Unchanged, validators)
+                .await;
+        }
         let now = schema::now_rfc3339();
         let page = FetchedPage {
             url: fetched.final_url.to_string(),
@@ -230,6 +291,7 @@ impl Crawler {
             depth: req.depth,
             links: extracted.links.iter().map(Url::to_string).collect(),
             images: extracted.images.iter().map(Url::to_string).collect(),
+            listed_at: req.listed_at.clone(),
         };
         for inline in &extracted.inline_images {
             if !image_magic(&inline.bytes) {
@@ -243,6 +305,7 @@ impl Crawler {
                 content_type: Some(inline.mime.clone()),
                 sha256: sha,
                 fetched_at: now.clone(),
+                page_fetched_at: Some(now.clone()),
                 bytes: inline.bytes.clone(),
             };
             bus.publish("", IMAGES, img.encode()).await?;
@@ -253,6 +316,10 @@ impl Crawler {
             depth: req.depth,
             links: page.links.clone(),
             images: page.images.clone(),
+            requested: (page.url != req.url).then(|| req.url.clone()),
+            outcome: PageOutcome::Changed,
+            fetched_at: Some(now.clone()),
+            validators,
         };
         bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
         bus.publish("", CRAWL_DISCOVERED, discovered.encode())
@@ -260,6 +327,50 @@ impl Crawler {
         self.stats.incr(Counter::Pages);
         Ok(())
     }
+}
+
+/// A validator header of `resp`, when it is short enough to keep.
+fn validator(resp: &crate::transport::RawResponse, name: &str) -> Option<String> {
+    resp.header(name)
+        .filter(|v| v.len() <= crate::transport::MAX_VALIDATOR_BYTES)
+        .map(str::to_string)
+}
+
+/// What a page's change is judged on: its title, visible text, links and images, not its
+/// markup (a rotating token in a script does not make a forum thread new).
+fn content_digest(e: &crate::extract::Extracted) -> String {
+    let mut h = Sha256::new();
+    h.update(e.title.as_bytes());
+    h.update([0]);
+    h.update(e.text.as_bytes());
+    add_links(&mut h, e);
+    for i in &e.inline_images {
+        h.update([1]);
+        h.update(&i.bytes);
+    }
+    hex128(h)
+}
+
+/// The links and images alone (whether the page is a listing that moves).
+fn links_digest(e: &crate::extract::Extracted) -> String {
+    let mut h = Sha256::new();
+    add_links(&mut h, e);
+    hex128(h)
+}
+
+fn add_links(h: &mut Sha256, e: &crate::extract::Extracted) {
+    for u in e.links.iter().chain(&e.images) {
+        h.update([0]);
+        h.update(u.as_str().as_bytes());
+    }
+}
+
+fn hex128(h: Sha256) -> String {
+    let d = h.finalize();
+    format!(
+        "{:032x}",
+        u128::from_be_bytes(d[..16].try_into().expect("16 of 32 bytes"))
+    )
 }
 
 /// How hard to try a site that never answered: seeds are waited for, a page on an onion only a

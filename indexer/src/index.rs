@@ -320,6 +320,7 @@ mod tests {
             depth: 0,
             links: vec![],
             images: vec![],
+            listed_at: None,
         }
     }
 

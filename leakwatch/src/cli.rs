@@ -61,6 +61,16 @@ pub enum Command {
     },
     /// List every alert raised so far.
     Alerts(AlertsArgs),
+    /// Every site the frontier knows: liveness (answered or not, last seen up, last down) and
+    /// recrawl schedule (pages scheduled, entry pages, next visit), from the frontier's store.
+    Sites {
+        /// The frontier's shared state (postgres://…); without it, the data dir's SQLite file.
+        #[arg(long, env = "LEAKWATCH_STATE_URL", hide_env_values = true)]
+        state_url: Option<String>,
+        /// One JSON object per site and line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),

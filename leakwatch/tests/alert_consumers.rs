@@ -108,6 +108,8 @@ fn alert(label: &str) -> Alert {
         distance: 2,
         algorithm: "pdq+grid".into(),
         detected_at: schema::now_rfc3339(),
+        page_fetched_at: None,
+        listed_at: None,
     }
 }
 

@@ -681,6 +681,8 @@ async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
         distance: 2,
         algorithm: "pdq+grid".into(),
         detected_at: schema::now_rfc3339(),
+        page_fetched_at: None,
+        listed_at: None,
     };
     bus::publish_msg(&bus, schema::names::ALERTS_EXCHANGE, "alert.image", &alert)
         .await

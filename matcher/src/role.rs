@@ -113,13 +113,14 @@ impl Handler<FetchedImage> for Matcher {
         };
         bus.publish("", VERDICTS, verdict.encode()).await?;
         if let Some(best) = matched.first() {
-            let alert = alerts::image(
+            let mut alert = alerts::image(
                 &best.label,
                 &img.url,
                 img.page_url.as_deref(),
                 best.distance,
                 &best.algorithm,
             );
+            alert.page_fetched_at = img.page_fetched_at.clone();
             bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
                 .await?;
             self.stats.incr(Counter::AlertsRaised);
@@ -139,7 +140,9 @@ impl Handler<FetchedPage> for Matcher {
             .await
             .unwrap_or_default();
         for label in hits {
-            let alert = alerts::text(&label, &page.url);
+            let mut alert = alerts::text(&label, &page.url);
+            alert.page_fetched_at = Some(page.fetched_at.clone());
+            alert.listed_at = page.listed_at.clone();
             bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
                 .await?;
             self.stats.incr(Counter::AlertsRaised);

@@ -36,6 +36,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub tor: crawler::TorConfig,
     pub health: crawler::HealthConfig,
+    pub recrawl: crawler::RecrawlConfig,
 }
 
 /// The `[bus]` table.

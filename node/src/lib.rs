@@ -29,7 +29,7 @@ pub use config::{BusConfig, Config, ConfigError};
 pub use node::{Node, NodeHandle, NodeOptions};
 pub use readiness::Readiness;
 pub use role::{Role, Roles, UnknownRole};
-pub use summary::Summary;
+pub use summary::{Latency, Summary};
 pub use transport::{Transport, TransportKind, TransportOptions};
 
 /// Why a node (or one of its roles) failed.

@@ -36,8 +36,8 @@ pub struct NodeOptions {
     pub once: bool,
     /// The node's counters; share them with the transport so its counts show too.
     pub stats: Arc<Stats>,
-    /// Where the frontier keeps its durable state: a `postgres://` URL, or `None` for SQLite
-    /// in the data dir. Used when the bus is durable and the node is not `once`.
+    /// Where the frontier keeps its durable state and recrawl schedule: a `postgres://` URL,
+    /// or `None` for SQLite in the data dir. Used when the node is not `once`.
     pub state_url: Option<String>,
 }
 
@@ -180,7 +180,10 @@ impl Run {
             seeds: self.options.seeds.clone(),
             readiness: self.readiness.clone(),
             crawler: self.crawler.clone(),
-            frontier_state: (self.bus.is_durable() && !self.options.once)
+            // Watching continuously, the frontier keeps its state and schedule in a store
+            // (also on the embedded bus: the schedule outlives the process, and a request
+            // lost with the embedded queues is requested again when its page is due).
+            frontier_state: (!self.options.once)
                 .then(|| crate::roles::StateLocation(self.options.state_url.clone())),
         };
         for role in self.roles.in_start_order() {
@@ -225,11 +228,12 @@ impl Run {
         stopped?;
         let dead_lettered = self.bus.dead_lettered().await.unwrap_or(0);
         self.bus.disconnect().await;
-        let total_alerts = alerts::load(&self.options.data_dir.join(alerts::ALERTS_FILE))?.len();
+        let stored = alerts::load(&self.options.data_dir.join(alerts::ALERTS_FILE))?;
         Ok(Summary::from_stats(
             &self.options.stats,
             Extra {
-                total_alerts,
+                total_alerts: stored.len(),
+                detection_latency: crate::summary::Latency::of(&stored),
                 dead_lettered,
                 elapsed_secs: started.elapsed().as_secs_f64(),
                 transport: self.transport.clone(),

@@ -31,8 +31,8 @@ pub struct RoleContext {
     pub readiness: Readiness,
     /// The crawler, once started (the summary asks it which seeds answered).
     pub crawler: Arc<OnceLock<Arc<Crawler>>>,
-    /// Where the frontier keeps durable state; `None`: in memory (the queues are not durable
-    /// either, or the node crawls once).
+    /// Where the frontier keeps durable state and its recrawl schedule; `None`: in memory,
+    /// without a schedule (the node crawls once).
     pub frontier_state: Option<StateLocation>,
 }
 
@@ -124,6 +124,7 @@ pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
             Frontier::with_store(config, stats, store)
                 .await
                 .map_err(|e| failed(Role::Frontier)(e.into()))?
+                .recrawling(ctx.config.recrawl.clone())
         }
     });
     frontier.recover(ctx.bus.as_ref()).await?;
@@ -131,9 +132,8 @@ pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     tracing::info!(seeded, "seeds queued");
     let bus = ctx.bus.clone();
     Ok(Box::pin(async move {
-        frontier
-            .run(bus)
-            .await
+        tokio::try_join!(frontier.clone().run(bus.clone()), frontier.schedule(bus))
+            .map(|_| ())
             .map_err(|e| failed(Role::Frontier)(e.into()))
     }))
 }

@@ -36,6 +36,65 @@ pub struct Summary {
     /// Site-health and Tor counters: `site.retries`, `site.marked-down`, `site.recovered`,
     /// `site.reprobes`, `tor.circuits`, `tor.fresh-isolation`, `frontier.dropped.onion.*`.
     pub health: BTreeMap<String, u64>,
+    /// Continuous watch (`run` without `--once`): `recrawl.revisits` requested,
+    /// `recrawl.deferred` by the budget, `recrawl.unchanged` (same content, not re-published)
+    /// and `recrawl.not-modified` (the site answered 304).
+    pub recrawl: BTreeMap<String, u64>,
+    /// Over every stored alert that says when its page was fetched: how long the pipeline
+    /// took from that fetch to the alert, and how long the page waited from its first
+    /// appearance in a listing to its fetch.
+    pub detection_latency: Option<Latency>,
+}
+
+/// Medians and 95th percentiles, in seconds (alert times have second precision).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub alerts: usize,
+    pub fetch_to_alert_median_secs: u64,
+    pub fetch_to_alert_p95_secs: u64,
+    /// Alerts whose page came from a listing (not a seed or a revisit).
+    pub listed_alerts: usize,
+    pub listed_to_fetch_median_secs: Option<u64>,
+    pub listed_to_fetch_p95_secs: Option<u64>,
+}
+
+impl Latency {
+    /// From the alerts' timestamps; `None` when no alert carries them.
+    pub fn of(alerts: &[schema::Alert]) -> Option<Latency> {
+        let secs = |a: Option<&str>, b: &str| {
+            let a = schema::unix_from_rfc3339(a?)?;
+            Some(schema::unix_from_rfc3339(b)?.saturating_sub(a))
+        };
+        let mut fetch: Vec<u64> = alerts
+            .iter()
+            .filter_map(|a| secs(a.page_fetched_at.as_deref(), &a.detected_at))
+            .collect();
+        let mut listed: Vec<u64> = alerts
+            .iter()
+            .filter_map(|a| secs(a.listed_at.as_deref(), a.page_fetched_at.as_deref()?))
+            .collect();
+        if fetch.is_empty() {
+            return None;
+        }
+        Some(Latency {
+            alerts: fetch.len(),
+            fetch_to_alert_median_secs: quantile(&mut fetch, 0.5)?,
+            fetch_to_alert_p95_secs: quantile(&mut fetch, 0.95)?,
+            listed_alerts: listed.len(),
+            listed_to_fetch_median_secs: quantile(&mut listed, 0.5),
+            listed_to_fetch_p95_secs: quantile(&mut listed, 0.95),
+        })
+    }
+}
+
+/// The nearest-rank quantile `q` of `v`.
+pub fn quantile(v: &mut [u64], q: f64) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
 }
 
 /// What the summary needs besides the counters.
@@ -45,6 +104,7 @@ pub(crate) struct Extra {
     pub elapsed_secs: f64,
     pub transport: Option<crate::Transport>,
     pub unreached_seeds: Vec<String>,
+    pub detection_latency: Option<Latency>,
 }
 
 impl Summary {
@@ -87,6 +147,48 @@ impl Summary {
                 .map_or(0, |h| h.sites_down() as u64),
             unreached_seeds: extra.unreached_seeds,
             health,
+            recrawl: [
+                Counter::Revisits,
+                Counter::RevisitsDeferred,
+                Counter::PagesUnchanged,
+                Counter::PagesNotModified,
+            ]
+            .into_iter()
+            .map(|c| (c.name().to_string(), stats.get(c)))
+            .filter(|(_, v)| *v > 0)
+            .collect(),
+            detection_latency: extra.detection_latency,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(listed: Option<u64>, fetched: Option<u64>, detected: u64) -> schema::Alert {
+        let t = schema::rfc3339_from_unix;
+        let mut a = alerts::text("x", "http://a.test/");
+        a.listed_at = listed.map(t);
+        a.page_fetched_at = fetched.map(t);
+        a.detected_at = t(detected);
+        a
+    }
+
+    #[test]
+    fn latency_is_measured_from_the_alerts_timestamps() {
+        assert_eq!(Latency::of(&[alert(None, None, 10)]), None);
+        let mut all: Vec<schema::Alert> =
+            (0..19).map(|i| alert(None, Some(100), 101 + i)).collect();
+        all.push(alert(Some(1_000), Some(1_030), 1_100));
+        let l = Latency::of(&all).unwrap();
+        assert_eq!((l.alerts, l.listed_alerts), (20, 1));
+        // 1..=19 s and one of 70 s: the median is the 10th, the p95 the 19th.
+        assert_eq!(
+            (l.fetch_to_alert_median_secs, l.fetch_to_alert_p95_secs),
+            (10, 19)
+        );
+        assert_eq!(l.listed_to_fetch_median_secs, Some(30));
+        assert_eq!(quantile(&mut [], 0.5), None);
     }
 }

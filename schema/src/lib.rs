@@ -69,15 +69,16 @@ pub trait Message: Serialize + DeserializeOwned {
 }
 
 /// What a URL is expected to hold; decides how the crawler treats the response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceKind {
+    #[default]
     Page,
     Image,
 }
 
 /// The frontier asks a crawler to fetch one URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CrawlRequest {
     pub url: String,
     pub kind: ResourceKind,
@@ -85,19 +86,82 @@ pub struct CrawlRequest {
     pub depth: u32,
     /// The page that linked here (for images, the page that embeds them).
     pub referrer: Option<String>,
+    /// A scheduled revisit of a page fetched before: what it looked like then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisit: Option<Validators>,
+    /// When the frontier first saw a link to this URL (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
+    /// For an image: when the page that embeds it was fetched (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_fetched_at: Option<String>,
 }
 impl Message for CrawlRequest {}
 
-/// Links a crawler found on a page, sent back to the frontier for dedupe and scheduling.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What tells whether a page changed since the last fetch: the site's own validators, sent
+/// back as a conditional request, and the digest of what was extracted from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Validators {
+    /// `ETag` of the last response (sent back as `If-None-Match`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last response (sent back as `If-Modified-Since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// Hex digest of the extracted title, text, links and images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Hex digest of the links and images alone: a page whose links keep changing is an entry
+    /// page (an index, a board, a "latest" listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<String>,
+}
+
+/// How fetching a page went, as the crawler reports it to the frontier's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PageOutcome {
+    /// Fetched, and new or changed: the page was published, its links are in the report.
+    #[default]
+    Changed,
+    /// Fetched (or answered 304) and the same as last time: nothing was published.
+    Unchanged,
+    /// The site answered, but not with a page (an error status, a bad body).
+    Refused,
+    /// The site did not answer (down, unreachable, timed out).
+    Unreachable,
+}
+
+/// What a crawler found on a page, sent back to the frontier for dedupe and scheduling. Every
+/// page request gets one, whatever its outcome; only a changed page carries links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Discovered {
+    /// The page's final URL (after redirects).
     pub from: String,
     /// Depth of `from`; discovered links are one deeper.
     pub depth: u32,
     pub links: Vec<String>,
     pub images: Vec<String>,
+    /// The URL the request named, when it differs from `from` or the fetch failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    #[serde(default)]
+    pub outcome: PageOutcome,
+    /// When the page was fetched (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<String>,
+    /// What to compare the next fetch with.
+    #[serde(default)]
+    pub validators: Validators,
 }
 impl Message for Discovered {}
+
+impl Discovered {
+    /// The URL the frontier scheduled: the requested one, or `from` when there was no redirect.
+    pub fn scheduled_url(&self) -> &str {
+        self.requested.as_deref().unwrap_or(&self.from)
+    }
+}
 
 /// A fetched and extracted HTML page. Fanned out to the indexer and the matcher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +177,9 @@ pub struct FetchedPage {
     pub depth: u32,
     pub links: Vec<String>,
     pub images: Vec<String>,
+    /// When the frontier first saw a link to this page (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
 }
 impl Message for FetchedPage {}
 
@@ -124,6 +191,9 @@ pub struct FetchedImage {
     pub content_type: Option<String>,
     pub sha256: String,
     pub fetched_at: String,
+    /// When the page that embeds the image was fetched (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_fetched_at: Option<String>,
     #[serde(with = "b64")]
     pub bytes: Vec<u8>,
 }
@@ -184,6 +254,14 @@ pub struct Alert {
     pub distance: u32,
     pub algorithm: String,
     pub detected_at: String,
+    /// When the page showing the sighting was fetched (RFC 3339): `detected_at` minus this is
+    /// the pipeline's detection latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_fetched_at: Option<String>,
+    /// When the frontier first saw a link to that page: `page_fetched_at` minus this is how
+    /// long a listed page waited for its fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
 }
 impl Message for Alert {}
 
@@ -242,6 +320,30 @@ pub fn rfc3339_from_unix(secs: u64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch of a `YYYY-MM-DDTHH:MM:SSZ` timestamp (the form
+/// [`rfc3339_from_unix`] writes); `None` for anything else.
+pub fn unix_from_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days-from-civil, the inverse of the conversion in `rfc3339_from_unix`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
 /// Serde adapter: `Vec<u8>` as standard base64.
 mod b64 {
     use base64::Engine;
@@ -271,6 +373,7 @@ mod tests {
             content_type: Some("image/png".into()),
             sha256: sha256_hex(b"x"),
             fetched_at: now_rfc3339(),
+            page_fetched_at: None,
             bytes: vec![0, 1, 2, 255],
         };
         let wire = img.encode();
@@ -310,5 +413,21 @@ mod tests {
         assert_eq!(rfc3339_from_unix(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_from_unix(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_from_unix(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_back() {
+        for t in [0, 951_782_400, 1_795_000_000, 4_102_444_799] {
+            assert_eq!(unix_from_rfc3339(&rfc3339_from_unix(t)), Some(t));
+        }
+        for bad in [
+            "",
+            "2026-11-18",
+            "2026-13-01T00:00:00Z",
+            "2026-11-18T11:06:40+01:00",
+            "20é6-11-18T11:06:40Z",
+        ] {
+            assert_eq!(unix_from_rfc3339(bad), None, "{bad}");
+        }
     }
 }

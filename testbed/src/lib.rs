@@ -22,6 +22,7 @@
 //! `matcher/tests/robustness.rs` and `bench/robustness`.
 
 mod hostile;
+mod live;
 mod rng;
 mod scene;
 mod server;
@@ -44,6 +45,7 @@ pub use hostile::{
     fake_onion, BIG_BYTES, BOMB_SIDE, DIV_FLOOD, FAKE_ONIONS, HEAVY_IMAGES, LATIN1_ASCII_PHRASE,
     LATIN1_PHRASE, SLOW_SECONDS, UNICODE_PHRASE,
 };
+pub use live::{LiveForum, LivePost, LiveRequest, Plant, MAX_LIVE_LOG};
 pub use socks::SocksProxy;
 pub use world::{
     generate, Resource, StolenPhoto, World, COMMENT_ONLY_TOKEN, SCRIPT_ONLY_TOKEN, SITE_NAMES,

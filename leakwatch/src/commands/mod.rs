@@ -9,6 +9,7 @@ mod match_images;
 mod retrohunt;
 mod run;
 mod search;
+mod sites;
 mod watchlist;
 
 use std::io::IsTerminal;
@@ -44,6 +45,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(retrohunt::run(&data_dir, &config, amqp.as_deref(), json))
         }
         Command::Alerts(args) => alerts_cmd(&data_dir, args),
+        Command::Sites { state_url, json } => {
+            runtime()?.block_on(sites::run(&data_dir, state_url.as_deref(), json))
+        }
         Command::Queues { amqp, json } => runtime()?.block_on(queues(&amqp, json)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
