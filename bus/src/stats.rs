@@ -45,10 +45,12 @@ pub enum Counter {
     PagesUnchanged,
     /// Revisited pages the site answered `304 Not Modified` (conditional hits).
     PagesNotModified,
+    /// Onion addresses a site announced as its mirror for the first time (flagged).
+    MirrorsAnnounced,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 23] = [
+    pub const ALL: [Counter; 24] = [
         Counter::Pages,
         Counter::Images,
         Counter::ImagesHashed,
@@ -72,6 +74,7 @@ impl Counter {
         Counter::RevisitsDeferred,
         Counter::PagesUnchanged,
         Counter::PagesNotModified,
+        Counter::MirrorsAnnounced,
     ];
 
     /// The counter's stable name (summary keys, metric names).
@@ -100,6 +103,7 @@ impl Counter {
             Counter::RevisitsDeferred => "recrawl.deferred",
             Counter::PagesUnchanged => "recrawl.unchanged",
             Counter::PagesNotModified => "recrawl.not-modified",
+            Counter::MirrorsAnnounced => "sites.mirrors-announced",
         }
     }
 

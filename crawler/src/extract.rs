@@ -12,6 +12,7 @@ use scraper::Node;
 use std::time::Duration;
 use url::Url;
 
+use crate::mirror;
 use crate::parse::{parse_bounded, Cut};
 use crate::urls;
 
@@ -59,6 +60,9 @@ pub struct Extracted {
     pub links: Vec<Url>,
     pub images: Vec<Url>,
     pub inline_images: Vec<InlineImage>,
+    /// Links to other onion sites that the page announces as its mirror or new address
+    /// ([`crate::mirror`]); also in `links`.
+    pub mirrors: Vec<Url>,
     /// The document was cut: it nested deeper than the limit or took too long to parse.
     pub cut: Option<Cut>,
 }
@@ -109,6 +113,25 @@ pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted 
                         "a" | "area" => {
                             if let Some(h) = el.attr("href") {
                                 add_link(h, &mut out);
+                                let anchor = || {
+                                    scraper::ElementRef::wrap(node)
+                                        .map(|e| {
+                                            e.text()
+                                                .flat_map(str::chars)
+                                                .take(mirror::ANCHOR_CHARS)
+                                                .collect::<String>()
+                                        })
+                                        .unwrap_or_default()
+                                };
+                                if let Some(m) = other_onion(&base, page_url, h) {
+                                    let before = mirror::tail(&text, mirror::CONTEXT_CHARS);
+                                    if out.mirrors.len() < mirror::MAX_PER_PAGE
+                                        && !out.mirrors.contains(&m)
+                                        && mirror::announced(&anchor(), el.attr("title"), before)
+                                    {
+                                        out.mirrors.push(m);
+                                    }
+                                }
                             }
                         }
                         "iframe" | "frame" => {
@@ -167,6 +190,12 @@ pub fn extract(html: &str, page_url: &Url, limits: &ExtractLimits) -> Extracted 
     out.title = title.trim().to_string();
     out.text = text.trim().to_string();
     out
+}
+
+/// `href` when it names an onion site other than the page's own.
+fn other_onion(base: &Url, page_url: &Url, href: &str) -> Option<Url> {
+    let u = urls::normalize(base, href)?;
+    (urls::is_onion(&u) && u.host_str() != page_url.host_str()).then_some(u)
 }
 
 fn add_image(
@@ -302,6 +331,32 @@ mod tests {
             &Url::parse("http://site.test/dir/page.html").unwrap(),
             &ExtractLimits::default(),
         )
+    }
+
+    #[test]
+    fn a_link_announced_as_a_mirror_or_new_address_is_flagged() {
+        let a = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+        let b = "xa4r2iadxm55fbnqgwwi5mymqdcofiu3w6rpbtqn7b2dyn7mgwj64jyd.onion";
+        let onion_page = Url::parse(&format!("http://{a}/news")).unwrap();
+        let e = extract(
+            &format!(
+                "<p>Seizure rumours. Our new address:</p><p><a href='http://{b}/'>{b}</a></p>\
+                 <a href='http://{b}/market' title='Official link'>shop</a>\
+                 <a href='http://{a}/mirror'>our own mirror page</a>\
+                 <a href='http://other.test/'>mirror of a clearnet site</a>"
+            ),
+            &onion_page,
+            &ExtractLimits::default(),
+        );
+        let got: Vec<&str> = e.mirrors.iter().map(Url::as_str).collect();
+        assert_eq!(got, [format!("http://{b}/"), format!("http://{b}/market")]);
+        // A link to another onion with nothing said about it is only a link.
+        let plain = extract(
+            &format!("<p>Recommended:</p><a href='http://{b}/'>a market</a>"),
+            &onion_page,
+            &ExtractLimits::default(),
+        );
+        assert!(plain.mirrors.is_empty() && plain.links.len() == 1);
     }
 
     #[test]

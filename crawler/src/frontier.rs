@@ -263,7 +263,42 @@ impl Frontier {
             .collect();
         self.add_to_schedule(&pages).await?;
         self.claim_and_publish(bus, admitted).await?;
+        self.flag_mirrors(d).await?;
         self.revisited(d).await
+    }
+
+    /// Records the mirrors a page announces, for an analyst: they are not made seeds, and are
+    /// crawled only as the follow rules crawl any link.
+    async fn flag_mirrors(&self, d: &Discovered) -> Result<(), BusError> {
+        let Some(from) = parse_absolute(&d.from) else {
+            return Ok(());
+        };
+        let site = site_of(&from);
+        let mut mirrors: Vec<String> = d
+            .mirrors
+            .iter()
+            .filter_map(|m| parse_absolute(m))
+            .filter(|m| is_onion(m) && check_onion(m).is_ok())
+            .map(|m| site_of(&m))
+            .filter(|m| *m != site)
+            .take(crate::mirror::MAX_PER_PAGE)
+            .collect();
+        mirrors.dedup();
+        if mirrors.is_empty() {
+            return Ok(());
+        }
+        let new = match &self.store {
+            Some(store) => store
+                .add_mirrors(&site, &mirrors, schedule::now_ms())
+                .await
+                .map_err(store_failed)?,
+            None => mirrors,
+        };
+        for m in new {
+            self.stats.incr(Counter::MirrorsAnnounced);
+            tracing::warn!(site = %site, mirror = %m, page = %d.from, "a site announces a mirror");
+        }
+        Ok(())
     }
 
     /// Puts newly requested pages on the schedule: first due one interval from now (when

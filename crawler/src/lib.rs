@@ -19,6 +19,7 @@ pub mod frontier;
 pub mod guard;
 pub mod health;
 pub mod isolation;
+pub mod mirror;
 pub mod onion;
 pub mod parse;
 pub mod politeness;

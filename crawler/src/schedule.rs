@@ -147,6 +147,9 @@ pub struct SiteStatus {
     pub next_due_ms: Option<u64>,
     pub fetches: u64,
     pub changes: u64,
+    /// Other onion sites this site announced as its mirror or new address (flagged for an
+    /// analyst; never made seeds).
+    pub mirrors: Vec<String>,
 }
 
 /// Durable schedule and liveness, next to the frontier's other state.
@@ -162,6 +165,13 @@ pub trait ScheduleStore: Send + Sync {
     /// Records a fetch's outcome: the row's next visit and the site's liveness.
     async fn record(&self, visit: &Visit) -> Result<(), StoreError>;
     async fn sites(&self) -> Result<Vec<SiteStatus>, StoreError>;
+    /// Records that `site` announced `mirrors`; returns those it had not announced before.
+    async fn add_mirrors(
+        &self,
+        site: &str,
+        mirrors: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Milliseconds since the Unix epoch.

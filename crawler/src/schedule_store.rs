@@ -181,10 +181,54 @@ impl ScheduleStore for SqliteStore {
                     next_due_ms: r.get::<_, Option<i64>>(9)?.map(u),
                     fetches: u(r.get::<_, Option<i64>>(10)?.unwrap_or(0)),
                     changes: u(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
+                    mirrors: Vec::new(),
                 })
             })?;
-            rows.collect()
+            let mut sites = rows.collect::<Result<Vec<_>, _>>()?;
+            let mut q =
+                c.prepare("SELECT site, mirror FROM frontier_mirrors ORDER BY first_seen_ms")?;
+            let pairs = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            attach_mirrors(&mut sites, pairs.collect::<Result<Vec<_>, _>>()?);
+            Ok(sites)
         })
+    }
+
+    async fn add_mirrors(
+        &self,
+        site: &str,
+        mirrors: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut new = Vec::new();
+            for m in mirrors {
+                let n = tx.execute(
+                    "INSERT INTO frontier_mirrors (site, mirror, first_seen_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    rusqlite::params![site, m, i(now_ms)],
+                )?;
+                if n == 1 {
+                    new.push(m.clone());
+                }
+            }
+            tx.commit()?;
+            Ok(new)
+        })
+    }
+}
+
+/// Puts each (site, mirror) pair on its site's status.
+fn attach_mirrors(sites: &mut [SiteStatus], pairs: Vec<(String, String)>) {
+    let index: std::collections::HashMap<String, usize> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.site.clone(), i))
+        .collect();
+    for (site, mirror) in pairs {
+        if let Some(&i) = index.get(&site) {
+            sites[i].mirrors.push(mirror);
+        }
     }
 }
 
@@ -195,6 +239,7 @@ WITH names AS (
     SELECT site FROM frontier_sites WHERE pages > 0 OR seed <> 0
     UNION SELECT site FROM frontier_liveness
     UNION SELECT site FROM frontier_schedule
+    UNION SELECT site FROM frontier_mirrors
 ), sched AS (
     SELECT site, CAST(count(*) AS BIGINT) AS n,
            CAST(sum(CASE WHEN entry THEN 1 ELSE 0 END) AS BIGINT) AS e,
@@ -355,8 +400,17 @@ impl ScheduleStore for PgStore {
         let c = self.client.lock().await;
         let q = SITES_QUERY.replace("seed <> 0", "seed");
         let rows = c.query(&q, &[]).await?;
+        let pairs = c
+            .query(
+                "SELECT site, mirror FROM frontier_mirrors ORDER BY first_seen_ms",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
         let opt = |r: &tokio_postgres::Row, n: usize| r.get::<_, Option<i64>>(n).map(u);
-        Ok(rows
+        let mut sites: Vec<SiteStatus> = rows
             .iter()
             .map(|r| SiteStatus {
                 site: r.get(0),
@@ -371,8 +425,36 @@ impl ScheduleStore for PgStore {
                 next_due_ms: opt(r, 9),
                 fetches: opt(r, 10).unwrap_or(0),
                 changes: opt(r, 11).unwrap_or(0),
+                mirrors: Vec::new(),
             })
-            .collect())
+            .collect();
+        attach_mirrors(&mut sites, pairs);
+        Ok(sites)
+    }
+
+    async fn add_mirrors(
+        &self,
+        site: &str,
+        mirrors: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        let mut new = Vec::new();
+        for m in mirrors {
+            let n = tx
+                .execute(
+                    "INSERT INTO frontier_mirrors (site, mirror, first_seen_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&site, m, &i(now_ms)],
+                )
+                .await?;
+            if n == 1 {
+                new.push(m.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(new)
     }
 }
 
@@ -455,6 +537,13 @@ mod tests {
         );
         assert_eq!(s.next_due_ms, Some(6_000));
         assert!(a.row(77).await.unwrap().is_none());
+        // Mirror announcements: recorded once, listed with the announcing site.
+        let m = ["x.onion".to_string(), "y.onion".to_string()];
+        assert_eq!(a.add_mirrors("s.test", &m[..1], 1).await.unwrap(), &m[..1]);
+        assert_eq!(b.add_mirrors("s.test", &m, 2).await.unwrap(), &m[1..]);
+        let sites = b.sites().await.unwrap();
+        let s = sites.iter().find(|s| s.site == "s.test").unwrap();
+        assert_eq!(s.mirrors, m);
     }
 
     #[tokio::test]

@@ -153,6 +153,12 @@ CREATE TABLE IF NOT EXISTS frontier_schedule (
     failures INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS frontier_schedule_due ON frontier_schedule (due_ms);
+CREATE TABLE IF NOT EXISTS frontier_mirrors (
+    site TEXT NOT NULL,
+    mirror TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, mirror)
+);
 CREATE TABLE IF NOT EXISTS frontier_liveness (
     site TEXT PRIMARY KEY,
     up INTEGER,
@@ -354,6 +360,12 @@ CREATE TABLE IF NOT EXISTS frontier_schedule (
     failures BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS frontier_schedule_due ON frontier_schedule (due_ms);
+CREATE TABLE IF NOT EXISTS frontier_mirrors (
+    site TEXT NOT NULL,
+    mirror TEXT NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    PRIMARY KEY (site, mirror)
+);
 CREATE TABLE IF NOT EXISTS frontier_liveness (
     site TEXT PRIMARY KEY,
     up BOOLEAN,

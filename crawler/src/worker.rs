@@ -320,6 +320,7 @@ impl Crawler {
             outcome: PageOutcome::Changed,
             fetched_at: Some(now.clone()),
             validators,
+            mirrors: extracted.mirrors.iter().map(Url::to_string).collect(),
         };
         bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
         bus.publish("", CRAWL_DISCOVERED, discovered.encode())

@@ -6,7 +6,8 @@
 //! page that did not change (conditional hits and content digests, counted), keep its
 //! revisits within their budget, and resume after the restart from its stored schedule:
 //! nothing fetched before it is due, nothing due forgotten, and a leak posted while it was
-//! down alerted after it is back.
+//! down alerted after it is back. A new onion address the forum announces is flagged for an
+//! analyst.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -218,6 +219,9 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
     sleep_until(t1, 4).await;
     planted.push((forum.post(Plant::Photo(2)), new_bound));
     planted.push((forum.edit(7, Plant::Photo(3)).unwrap(), edit_bound));
+    // The forum announces a new onion address: flagged, not trusted.
+    let mirror = testbed::fake_onion(7);
+    forum.post(Plant::Mirror(mirror.clone()));
     sleep_until(t1, 8).await;
     planted.push((forum.post(Plant::Identifier(3)), new_bound));
 
@@ -344,6 +348,17 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
     let site: Value = serde_json::from_str(sites.lines().next().unwrap()).unwrap();
     assert_eq!(site["state"], "up", "{site}");
     assert!(site["seed"].as_bool().unwrap(), "{site}");
+    let mirrors: Vec<&str> = site["mirrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(mirrors, [mirror.as_str()], "{site}");
+    assert!(
+        second["recrawl"]["sites.mirrors-announced"] == 1,
+        "{second}"
+    );
     // The index and the boards, found to be entry pages by their moving links.
     assert!(site["entry_pages"].as_u64().unwrap() >= 4, "{site}");
     // The summary reports detection latency from the alerts' own timestamps.

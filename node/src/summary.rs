@@ -38,7 +38,8 @@ pub struct Summary {
     pub health: BTreeMap<String, u64>,
     /// Continuous watch (`run` without `--once`): `recrawl.revisits` requested,
     /// `recrawl.deferred` by the budget, `recrawl.unchanged` (same content, not re-published)
-    /// and `recrawl.not-modified` (the site answered 304).
+    /// `recrawl.not-modified` (the site answered 304) and `sites.mirrors-announced` (new
+    /// mirror addresses sites announced, listed by `leakwatch sites`).
     pub recrawl: BTreeMap<String, u64>,
     /// Over every stored alert that says when its page was fetched: how long the pipeline
     /// took from that fetch to the alert, and how long the page waited from its first
@@ -152,6 +153,7 @@ impl Summary {
                 Counter::RevisitsDeferred,
                 Counter::PagesUnchanged,
                 Counter::PagesNotModified,
+                Counter::MirrorsAnnounced,
             ]
             .into_iter()
             .map(|c| (c.name().to_string(), stats.get(c)))

@@ -153,6 +153,9 @@ pub struct Discovered {
     /// What to compare the next fetch with.
     #[serde(default)]
     pub validators: Validators,
+    /// Links to other onion sites the page announces as its mirror or new address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 impl Message for Discovered {}
 

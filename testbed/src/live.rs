@@ -76,6 +76,9 @@ pub enum Plant {
     /// The stolen identifier at this index of `identifiers`, written in the
     /// thread's text as-is.
     Identifier(usize),
+    /// An announcement that the forum moved: "We have moved. New address:"
+    /// and a link to `http://{onion}/` (the string is the onion host).
+    Mirror(String),
 }
 
 /// A post or an edit made on the live forum, and what it planted.
@@ -90,7 +93,8 @@ pub struct LivePost {
     /// What it planted.
     pub plant: Plant,
     /// The photo's label (`StolenPhoto::label`) for `Photo`, the identifier
-    /// string for `Identifier`, `None` for `Nothing`.
+    /// string for `Identifier`, the onion host for `Mirror`, `None` for
+    /// `Nothing`.
     pub label: Option<String>,
     /// Absolute URL of the embedded image, for `Photo`.
     pub image_url: Option<String>,
@@ -189,6 +193,8 @@ enum Planted {
     Photo(Bytes),
     /// An identifier written in the text.
     Identifier(String),
+    /// A link to a new onion address, announced as the forum's.
+    Mirror(String),
 }
 
 impl Thread {
@@ -397,6 +403,7 @@ impl Core {
                 self.lock().jpegs.insert(i, jpeg.clone());
                 Planted::Photo(jpeg)
             }
+            Plant::Mirror(ref onion) => Planted::Mirror(onion.clone()),
         }
     }
 
@@ -410,6 +417,7 @@ impl Core {
                 Some(format!("{}{image}", self.base)),
             ),
             Plant::Identifier(i) => (Some(self.identifiers[i].clone()), None),
+            Plant::Mirror(ref onion) => (Some(onion.clone()), None),
         };
         LivePost {
             n,
@@ -581,6 +589,10 @@ fn planted_html(plant: &Planted, image: &str) -> String {
         }
         Planted::Identifier(id) => {
             format!("<p>Fresh from the batch: {}</p>\n", escape(id))
+        }
+        Planted::Mirror(onion) => {
+            let onion = escape(onion);
+            format!("<p>We have moved. New address:</p>\n<p><a href=\"http://{onion}/\">{onion}</a></p>\n")
         }
     }
 }

@@ -52,6 +52,9 @@ pub async fn run(data_dir: &Path, state_url: Option<&str>, json: bool) -> anyhow
             l.next_visit.as_deref().unwrap_or("-"),
             s.site
         );
+        for m in &s.mirrors {
+            println!("{:>8} announces mirror {m}", "");
+        }
     }
     eprintln!("{} sites", sites.len());
     Ok(ExitCode::SUCCESS)
@@ -73,6 +76,8 @@ struct Line<'a> {
     next_visit: Option<String>,
     fetches: u64,
     changes: u64,
+    /// Onion sites this site announced as its mirror or new address (not followed blindly).
+    mirrors: &'a [String],
 }
 
 impl<'a> From<&'a SiteStatus> for Line<'a> {
@@ -95,6 +100,7 @@ impl<'a> From<&'a SiteStatus> for Line<'a> {
             next_visit: time(s.next_due_ms),
             fetches: s.fetches,
             changes: s.changes,
+            mirrors: &s.mirrors,
         }
     }
 }
