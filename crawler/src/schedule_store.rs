@@ -9,7 +9,7 @@ use crate::schedule::{NewPage, ScheduleRow, ScheduleStore, SiteStatus, Visit};
 use crate::store::{digest_of, key, PgStore, SqliteStore, StoreError};
 
 const COLUMNS: &str = "digest, url, site, depth, interval_ms, due_ms, entry, quiet, etag, \
-                       modified, content, fetches, changes, failures, links";
+                       modified, content, fetches, changes, failures, links, inline";
 
 fn answered(o: PageOutcome) -> bool {
     o != PageOutcome::Unreachable
@@ -47,6 +47,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRow> {
             last_modified: r.get(9)?,
             content: r.get(10)?,
             links: r.get(14)?,
+            inline: r.get(15)?,
         },
         fetches: u(r.get(11)?),
         changes: u(r.get(12)?),
@@ -132,7 +133,8 @@ impl ScheduleStore for SqliteStore {
             tx.execute(
                 "UPDATE frontier_schedule SET interval_ms = ?2, due_ms = ?3, entry = ?4,
                    quiet = ?5, etag = ?6, modified = ?7, content = ?8, fetches = fetches + ?9,
-                   changes = changes + ?10, failures = failures + ?11, links = ?12
+                   changes = changes + ?10, failures = failures + ?11, links = ?12,
+                   inline = ?13
                  WHERE digest = ?1",
                 rusqlite::params![
                     key(v.digest),
@@ -146,7 +148,8 @@ impl ScheduleStore for SqliteStore {
                     f,
                     ch,
                     fail,
-                    v.validators.links
+                    v.validators.links,
+                    v.validators.inline
                 ],
             )?;
             let up = answered(v.outcome);
@@ -273,6 +276,7 @@ fn pg_row(r: &tokio_postgres::Row) -> ScheduleRow {
             last_modified: r.get(9),
             content: r.get(10),
             links: r.get(14),
+            inline: r.get(15),
         },
         fetches: u(r.get(11)),
         changes: u(r.get(12)),
@@ -361,7 +365,8 @@ impl ScheduleStore for PgStore {
         tx.execute(
             "UPDATE frontier_schedule SET interval_ms = $2, due_ms = $3, entry = $4, quiet = $5,
                etag = $6, modified = $7, content = $8, fetches = fetches + $9,
-               changes = changes + $10, failures = failures + $11, links = $12
+               changes = changes + $10, failures = failures + $11, links = $12,
+               inline = $13
              WHERE digest = $1",
             &[
                 &key(v.digest),
@@ -376,6 +381,7 @@ impl ScheduleStore for PgStore {
                 &ch,
                 &fail,
                 &v.validators.links,
+                &v.validators.inline,
             ],
         )
         .await?;
@@ -507,6 +513,7 @@ mod tests {
                 last_modified: None,
                 content: Some("c1".into()),
                 links: Some("l1".into()),
+                inline: Some("0123456789abcdef".into()),
             },
         };
         a.record(&visit).await.unwrap();

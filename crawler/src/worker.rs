@@ -271,6 +271,7 @@ impl Crawler {
             last_modified,
             content: Some(content_digest(&extracted)),
             links: Some(links_digest(&extracted)),
+            inline: inline_prefixes(&extracted),
         };
         let revisit = req.revisit.as_ref();
         if revisit.is_some_and(|r| r.content.is_some() && r.content == validators.content) {
@@ -293,12 +294,20 @@ impl Crawler {
             images: extracted.images.iter().map(Url::to_string).collect(),
             listed_at: req.listed_at.clone(),
         };
+        // Inline images the last fetch of this page already sent to the matchers.
+        let matched: HashSet<&str> = revisit
+            .and_then(|r| r.inline.as_deref())
+            .map(|s| s.split(',').collect())
+            .unwrap_or_default();
         for inline in &extracted.inline_images {
             if !image_magic(&inline.bytes) {
                 self.stats.error(kinds::EXTRACT_BAD_DATA_URI);
                 continue;
             }
             let sha = schema::sha256_hex(&inline.bytes);
+            if matched.contains(&sha[..INLINE_PREFIX]) {
+                continue;
+            }
             let img = FetchedImage {
                 url: format!("data:{};sha256={sha}", inline.mime),
                 page_url: Some(page.url.clone()),
@@ -352,6 +361,21 @@ fn content_digest(e: &crate::extract::Extracted) -> String {
     hex128(h)
 }
 
+/// Hex digits of an inline image's sha256 remembered per page, and how many images are.
+const INLINE_PREFIX: usize = 16;
+const MAX_INLINE_REMEMBERED: usize = 64;
+
+/// The page's inline images, for the next revisit to skip (`None` without any).
+fn inline_prefixes(e: &crate::extract::Extracted) -> Option<String> {
+    let v: Vec<String> = e
+        .inline_images
+        .iter()
+        .take(MAX_INLINE_REMEMBERED)
+        .map(|i| schema::sha256_hex(&i.bytes)[..INLINE_PREFIX].to_string())
+        .collect();
+    (!v.is_empty()).then(|| v.join(","))
+}
+
 /// The links and images alone (whether the page is a listing that moves).
 fn links_digest(e: &crate::extract::Extracted) -> String {
     let mut h = Sha256::new();
@@ -391,5 +415,102 @@ impl Handler<CrawlRequest> for Crawler {
     async fn handle(&self, bus: &dyn Bus, req: CrawlRequest) -> Result<Handled, BusError> {
         Crawler::handle(self, bus, &req).await?;
         Ok(Handled::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::RawResponse;
+    use base64::Engine;
+    use bus::EmbeddedBus;
+
+    /// A site of one page whose body the test sets; answers 304 to a matching `ETag`.
+    struct OnePage(Mutex<(String, &'static str)>);
+
+    #[async_trait]
+    impl Fetcher for OnePage {
+        async fn get(&self, _: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
+            let (body, etag) = self.0.lock().unwrap().clone();
+            let mut headers = http::HeaderMap::new();
+            headers.insert("etag", etag.parse().unwrap());
+            headers.insert("content-type", "text/html".parse().unwrap());
+            let not_modified = limits
+                .conditional
+                .as_ref()
+                .is_some_and(|v| v.etag.as_deref() == Some(etag));
+            Ok(RawResponse {
+                status: if not_modified { 304 } else { 200 },
+                headers,
+                body: if not_modified {
+                    vec![]
+                } else {
+                    body.into_bytes()
+                },
+            })
+        }
+    }
+
+    /// What one request yielded: pages and images published, and the report.
+    async fn crawl(c: &Crawler, revisit: Option<Validators>) -> (usize, usize, Discovered) {
+        let bus = EmbeddedBus::default();
+        let req = CrawlRequest {
+            url: "http://forum.test/t/1".into(),
+            depth: 1,
+            revisit,
+            ..Default::default()
+        };
+        c.handle(&bus, &req).await.unwrap();
+        let count = |q: &str| {
+            let bus = bus.clone();
+            let q = q.to_string();
+            async move {
+                let mut c = bus.consume(&q, 100).await.unwrap();
+                let mut out = vec![];
+                while let Ok(Some(d)) =
+                    tokio::time::timeout(Duration::from_millis(50), c.next()).await
+                {
+                    out.push(d.payload.clone());
+                    d.ack().await.unwrap();
+                }
+                out
+            }
+        };
+        let images = count(IMAGES).await.len();
+        let reports = count(CRAWL_DISCOVERED).await;
+        let report = Discovered::decode(&reports[0]).unwrap();
+        (c.stats.get(Counter::Pages) as usize, images, report)
+    }
+
+    #[tokio::test]
+    async fn a_revisit_publishes_only_what_changed() {
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nabc");
+        let html = |reply: &str| {
+            format!("<title>t</title><p>leak</p><img src='data:image/png;base64,{png}'>{reply}")
+        };
+        let site = Arc::new(OnePage(Mutex::new((html(""), "\"v1\""))));
+        let stats = Arc::new(Stats::default());
+        let cfg = CrawlerConfig {
+            politeness_delay_ms: 0,
+            ..Default::default()
+        };
+        let c = Crawler::new(cfg, site.clone(), stats.clone());
+        let (pages, images, first) = crawl(&c, None).await;
+        assert_eq!((pages, images, first.outcome), (1, 1, PageOutcome::Changed));
+        // The site's ETag holds: 304, nothing published.
+        let (pages, images, r) = crawl(&c, Some(first.validators.clone())).await;
+        assert_eq!((pages, images, r.outcome), (1, 0, PageOutcome::Unchanged));
+        assert_eq!(stats.get(Counter::PagesNotModified), 1);
+        // A new ETag, the same content: found unchanged by its digest.
+        *site.0.lock().unwrap() = (html(""), "\"v2\"");
+        let (pages, images, r) = crawl(&c, Some(first.validators.clone())).await;
+        assert_eq!((pages, images, r.outcome), (1, 0, PageOutcome::Unchanged));
+        assert_eq!(stats.get(Counter::PagesUnchanged), 1);
+        // A reply: the page is published again, its inline image is not matched again.
+        *site.0.lock().unwrap() = (html("<p>reply</p>"), "\"v3\"");
+        let (pages, images, r) = crawl(&c, Some(first.validators.clone())).await;
+        assert_eq!((pages, images, r.outcome), (2, 0, PageOutcome::Changed));
+        assert_ne!(r.validators.content, first.validators.content);
+        assert_eq!(r.validators.links, first.validators.links);
     }
 }

@@ -4,7 +4,8 @@
 //! Decoding and hashing are CPU work and run on the blocking pool, one per worker; a delivery
 //! is acked only after its verdict and alerts are published.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bus::stats::{kinds, Family};
@@ -22,6 +23,36 @@ pub struct Matcher {
     engine: Arc<Engine>,
     watchlist: Arc<Watchlist>,
     stats: Arc<Stats>,
+    raised: Mutex<Recent>,
+}
+
+/// Alert ids this matcher published lately: a page re-published because it changed (a reply
+/// added to a thread that holds a stolen identifier) does not raise its alert again. Bounded;
+/// the indexer's alert store dedupes whatever gets past it (another matcher, a restart).
+struct Recent {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+/// Alert ids remembered per matcher process.
+const RECENT_ALERTS: usize = 100_000;
+
+impl Recent {
+    /// Whether `id` was raised lately.
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    fn insert(&mut self, id: &str) {
+        if self.ids.insert(id.to_string()) {
+            self.order.push_back(id.to_string());
+            if self.order.len() > RECENT_ALERTS {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl Matcher {
@@ -33,7 +64,27 @@ impl Matcher {
             engine,
             watchlist: Arc::new(watchlist),
             stats,
+            raised: Mutex::new(Recent {
+                ids: HashSet::new(),
+                order: VecDeque::new(),
+            }),
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.raised.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes `alert` unless this matcher raised it lately.
+    async fn raise(&self, bus: &dyn Bus, alert: &schema::Alert) -> Result<bool, BusError> {
+        if self.recent().contains(&alert.id) {
+            return Ok(false);
+        }
+        bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
+            .await?;
+        self.recent().insert(&alert.id);
+        self.stats.incr(Counter::AlertsRaised);
+        Ok(true)
     }
 
     /// Runs image workers and a page worker until the bus closes.
@@ -121,9 +172,7 @@ impl Handler<FetchedImage> for Matcher {
                 &best.algorithm,
             );
             alert.page_fetched_at = img.page_fetched_at.clone();
-            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
-                .await?;
-            self.stats.incr(Counter::AlertsRaised);
+            self.raise(bus, &alert).await?;
             tracing::info!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
         }
         Ok(Handled::Done)
@@ -143,11 +192,70 @@ impl Handler<FetchedPage> for Matcher {
             let mut alert = alerts::text(&label, &page.url);
             alert.page_fetched_at = Some(page.fetched_at.clone());
             alert.listed_at = page.listed_at.clone();
-            bus.publish(ALERTS_EXCHANGE, &alert.routing_key(), alert.encode())
-                .await?;
-            self.stats.incr(Counter::AlertsRaised);
-            tracing::info!(url = %page.url, label = %alert.label, "stolen identifier sighted");
+            if self.raise(bus, &alert).await? {
+                tracing::info!(url = %page.url, label = %alert.label, "stolen identifier sighted");
+            }
         }
         Ok(Handled::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bus::EmbeddedBus;
+
+    fn page(text: &str) -> FetchedPage {
+        FetchedPage {
+            url: "http://forum.test/t/1".into(),
+            host: "forum.test".into(),
+            title: "thread".into(),
+            text: text.into(),
+            sha256: String::new(),
+            fetched_at: schema::now_rfc3339(),
+            depth: 1,
+            links: vec![],
+            images: vec![],
+            listed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_page_does_not_raise_its_alert_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wl = Watchlist::open(dir.path()).unwrap();
+        wl.add("KX7-4821", Some("plate-1")).unwrap();
+        let stats = Arc::new(Stats::default());
+        let m = Matcher::new(
+            MatcherConfig::default(),
+            Bank::open(dir.path()).unwrap(),
+            wl,
+            stats.clone(),
+        );
+        let bus = EmbeddedBus::default();
+        let first = page("fresh batch KX7-4821");
+        Handler::handle(&m, &bus, first).await.unwrap();
+        // A reply was added: the page changed, the plate is still there.
+        let edited = page("fresh batch KX7-4821 -- reply: thanks");
+        Handler::handle(&m, &bus, edited).await.unwrap();
+        assert_eq!(stats.get(Counter::AlertsRaised), 1);
+        // The same plate on another page is another sighting.
+        let mut other = page("KX7-4821 again");
+        other.url = "http://forum.test/t/2".into();
+        Handler::handle(&m, &bus, other).await.unwrap();
+        assert_eq!(stats.get(Counter::AlertsRaised), 2);
+    }
+
+    #[test]
+    fn recent_alerts_are_bounded() {
+        let mut r = Recent {
+            ids: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        for i in 0..RECENT_ALERTS + 10 {
+            r.insert(&i.to_string());
+        }
+        assert_eq!(r.ids.len(), RECENT_ALERTS);
+        assert!(!r.contains("0") && r.contains(&(RECENT_ALERTS + 9).to_string()));
     }
 }

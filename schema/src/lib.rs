@@ -115,6 +115,10 @@ pub struct Validators {
     /// page (an index, a board, a "latest" listing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<String>,
+    /// The page's inline (`data:`) images, as comma-separated 16-hex-digit prefixes of their
+    /// sha256: those already matched are not sent to the matchers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
 }
 
 /// How fetching a page went, as the crawler reports it to the frontier's schedule.

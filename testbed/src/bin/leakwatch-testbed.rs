@@ -3,6 +3,9 @@
 //! Scripts parse its stdout: one `NAME URL` line per site, then `ready`.
 //! With `--public-base NAME=URL` the site's line shows that URL (the base its
 //! pages and the truth file use), and the listening address goes to stderr.
+//!
+//! `leakwatch-testbed live`: a live forum that lives through one time-compressed day
+//! (`testbed::day`), then writes what it planted and every request it served.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -53,10 +56,131 @@ enum Command {
         #[arg(long, value_name = "NAME=URL", value_parser = parse_public_base)]
         public_base: Vec<(String, String)>,
     },
+    /// Serve a live forum through one simulated day, then write its log and exit. Prints
+    /// `live URL`, then `ready`; the stolen set and the labelled identifiers
+    /// (`ident-N<TAB>IDENTIFIER`) are written first.
+    Live {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: std::net::SocketAddr,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 24)]
+        stolen_count: usize,
+        #[arg(long)]
+        stolen_out: PathBuf,
+        #[arg(long)]
+        identifiers_out: PathBuf,
+        /// Real seconds one simulated day takes.
+        #[arg(long, default_value_t = 240)]
+        day_secs: u64,
+        /// New threads in the day.
+        #[arg(long, default_value_t = 96)]
+        threads: u32,
+        /// Every n-th new thread plants a leak.
+        #[arg(long, default_value_t = 8)]
+        leak_every: u32,
+        #[arg(long, default_value_t = 24)]
+        edits: u32,
+        #[arg(long, default_value_t = 6)]
+        takedowns: u32,
+        /// Threads already there when the day starts.
+        #[arg(long, default_value_t = 40)]
+        initial: usize,
+        /// Real seconds to keep serving after the day (the crawler catches up).
+        #[arg(long, default_value_t = 30)]
+        linger_secs: u64,
+        /// Where the day's log goes (JSON: plan, planted, requests).
+        #[arg(long)]
+        log_out: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        live @ Command::Live { .. } => live_day(live).await,
+        serve => serve_world(serve).await,
+    }
+}
+
+async fn live_day(cmd: Command) -> anyhow::Result<()> {
+    let Command::Live {
+        bind,
+        seed,
+        stolen_count,
+        stolen_out,
+        identifiers_out,
+        day_secs,
+        threads,
+        leak_every,
+        edits,
+        takedowns,
+        initial,
+        linger_secs,
+        log_out,
+    } = cmd
+    else {
+        unreachable!("called for `live` only")
+    };
+    let running = testbed::start(testbed::Config {
+        seed,
+        stolen_count,
+        ..Default::default()
+    })
+    .await
+    .context("failed to generate the stolen set")?;
+    running
+        .write_stolen_set(&stolen_out)
+        .with_context(|| format!("failed to write {}", stolen_out.display()))?;
+    let idents = running.world().identifiers().to_vec();
+    let lines: String = idents
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("ident-{i}\t{id}\n"))
+        .collect();
+    std::fs::write(&identifiers_out, lines)
+        .with_context(|| format!("failed to write {}", identifiers_out.display()))?;
+    let photos = running.world().stolen().to_vec();
+    let n_photos = photos.len();
+    let forum = testbed::LiveForum::start(bind, photos, idents.clone(), initial)
+        .await
+        .context("failed to start the live forum")?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "live {}", forum.base_url())?;
+        writeln!(out, "ready")?;
+        out.flush()?;
+    }
+    let plan = testbed::day::DayPlan {
+        day: std::time::Duration::from_secs(day_secs.max(1)),
+        threads,
+        leak_every,
+        edits,
+        takedowns,
+        seed,
+    };
+    let (new_leaks, edit_leaks) = tokio::select! {
+        p = testbed::day::run_day(&forum, &plan, n_photos, idents.len()) => p,
+        _ = shutdown_signal() => anyhow::bail!("interrupted before the day ended"),
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(linger_secs)) => {}
+        _ = shutdown_signal() => {}
+    }
+    let log = testbed::day::DayLog {
+        plan,
+        new_leaks,
+        edit_leaks,
+        requests: forum.requests(),
+    };
+    std::fs::write(&log_out, serde_json::to_vec(&log)?)
+        .with_context(|| format!("failed to write {}", log_out.display()))?;
+    forum.shutdown().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn serve_world(cmd: Command) -> anyhow::Result<()> {
     let Command::Serve {
         bind,
         seed,
@@ -67,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
         stolen_out,
         identifiers_out,
         public_base,
-    } = Cli::parse().command;
+    } = cmd
+    else {
+        unreachable!("called for `serve` only")
+    };
     let mut public_bases = BTreeMap::new();
     for (name, url) in public_base {
         if public_bases.insert(name.clone(), url).is_some() {
