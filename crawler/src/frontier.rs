@@ -47,7 +47,17 @@ struct State {
     images_per_site: HashMap<String, usize>,
     /// Sites each source site introduced.
     new_sites_from: HashMap<String, usize>,
+    /// Pages admitted lately, with when (continuous watch: a page that shows links to them
+    /// is a listing that moves).
+    recent: HashMap<u128, u64>,
+    recent_order: std::collections::VecDeque<(u128, u64)>,
 }
+
+/// Due rows the scheduler takes at once.
+const BATCH: usize = 256;
+
+/// Lately admitted pages remembered (see `State::recent`).
+const MAX_RECENT: usize = 100_000;
 
 /// Why a link was dropped for a bound (the `frontier.dropped.*` kinds).
 mod drop_kind {
@@ -63,8 +73,10 @@ mod drop_kind {
 struct Source {
     site: Option<String>,
     new_sites: usize,
-    /// When the reporting page was fetched (passed on to its images' requests).
+    /// When the reporting page was fetched and first listed (passed on to its images'
+    /// requests, for detection latency).
     fetched_at: Option<String>,
+    listed_at: Option<String>,
 }
 
 /// The 128-bit key the frontier remembers `url` by (seen set and schedule).
@@ -140,7 +152,7 @@ impl Frontier {
     /// Keeps every requested page on the recrawl schedule (needs a store; without one this
     /// does nothing).
     pub fn recrawling(mut self, config: RecrawlConfig) -> Self {
-        if self.store.is_some() {
+        if self.store.is_some() && config.enabled {
             self.recrawl = Some(Recrawl {
                 budget: Mutex::new(Budget::new(&config)),
                 config,
@@ -190,6 +202,16 @@ impl Frontier {
         if !done.is_empty() {
             tracing::warn!(republished = done.len(), "republished unconfirmed requests");
         }
+        if self.recrawl.is_some() && !bus.is_durable() {
+            // First fetches still queued when the process stopped died with its queues.
+            let n = store
+                .refetch_unfetched(schedule::now_ms())
+                .await
+                .map_err(store_failed)?;
+            if n > 0 {
+                tracing::warn!(pages = n, "pages never fetched are due again");
+            }
+        }
         Ok(done.len())
     }
 
@@ -221,6 +243,7 @@ impl Frontier {
             site: None,
             new_sites: 0,
             fetched_at: None,
+            listed_at: None,
         };
         let admitted: Vec<Admitted> = seeds
             .iter()
@@ -241,6 +264,7 @@ impl Frontier {
             site: parse_absolute(&d.from).map(|u| site_of(&u)),
             new_sites: 0,
             fetched_at: d.fetched_at.clone(),
+            listed_at: d.listed_at.clone(),
         };
         let pages = d.links.iter().map(|l| (l, ResourceKind::Page));
         let images = d.images.iter().map(|l| (l, ResourceKind::Image));
@@ -264,7 +288,39 @@ impl Frontier {
         self.add_to_schedule(&pages).await?;
         self.claim_and_publish(bus, admitted).await?;
         self.flag_mirrors(d).await?;
-        self.revisited(d).await
+        let fresh = !pages.is_empty() || self.shows_recent_pages(d);
+        self.revisited(d, fresh).await
+    }
+
+    /// Whether a report whose links changed links to pages admitted within the last two entry
+    /// intervals (found first on another listing, as a board shows what the index showed).
+    fn shows_recent_pages(&self, d: &Discovered) -> bool {
+        let Some(recrawl) = &self.recrawl else {
+            return false;
+        };
+        let since = schedule::now_ms().saturating_sub(2 * recrawl.config.first_interval_ms(0));
+        let st = self.lock();
+        d.links
+            .iter()
+            .filter_map(|l| parse_absolute(l))
+            .any(|u| st.recent.get(&digest(&u)).is_some_and(|&t| t >= since))
+    }
+
+    /// Remembers `pages` as admitted at `now`, forgetting the oldest beyond [`MAX_RECENT`].
+    fn note_recent(&self, pages: &[(Url, u32)], now: u64) {
+        let mut st = self.lock();
+        for (u, _) in pages {
+            let d = digest(u);
+            st.recent.insert(d, now);
+            st.recent_order.push_back((d, now));
+        }
+        while st.recent_order.len() > MAX_RECENT {
+            if let Some((d, t)) = st.recent_order.pop_front() {
+                if st.recent.get(&d) == Some(&t) {
+                    st.recent.remove(&d);
+                }
+            }
+        }
     }
 
     /// Records the mirrors a page announces, for an analyst: they are not made seeds, and are
@@ -283,6 +339,7 @@ impl Frontier {
             .filter(|m| *m != site)
             .take(crate::mirror::MAX_PER_PAGE)
             .collect();
+        mirrors.sort();
         mirrors.dedup();
         if mirrors.is_empty() {
             return Ok(());
@@ -311,6 +368,7 @@ impl Frontier {
             return Ok(());
         }
         let now = schedule::now_ms();
+        self.note_recent(pages, now);
         let rows: Vec<NewPage> = pages
             .iter()
             .map(|(u, depth)| {
@@ -330,7 +388,7 @@ impl Frontier {
     }
 
     /// Moves the reported page's next visit by what its fetch found.
-    async fn revisited(&self, d: &Discovered) -> Result<(), BusError> {
+    async fn revisited(&self, d: &Discovered, fresh_links: bool) -> Result<(), BusError> {
         let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
             return Ok(());
         };
@@ -347,7 +405,7 @@ impl Frontier {
         let visit = schedule::next_visit(
             &row,
             d.outcome,
-            links_changed,
+            links_changed && fresh_links,
             d.validators.clone(),
             schedule::now_ms(),
             &recrawl.config,
@@ -355,15 +413,20 @@ impl Frontier {
         store.record(&visit).await.map_err(store_failed)
     }
 
-    /// Requests due pages again, within the revisit budget, until the bus closes.
+    /// Requests due pages again, within the revisit budget, until the bus closes. A store or
+    /// broker failure is logged and waited out: the lease on what was taken retries it.
     pub async fn schedule(self: Arc<Self>, bus: Arc<dyn Bus>) -> Result<(), BusError> {
         let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
             return Ok(());
         };
-        let tick = std::time::Duration::from_millis(recrawl.config.tick_ms.max(10));
+        let cfg = &recrawl.config;
+        let tick = std::time::Duration::from_millis(cfg.tick_ms.max(10));
+        // Revisits of one site the budget holds back are spread over the slots it will free,
+        // not all made due at the same instant.
+        let spacing = 3_600_000 / u64::from(cfg.site_revisits_per_hour.max(1));
         while !bus.is_closed() {
             let now = schedule::now_ms();
-            let due = match store.take_due(now, 256).await {
+            let due = match store.take_due(now, BATCH, cfg.lease_ms(0)).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "recrawl schedule unavailable");
@@ -371,7 +434,8 @@ impl Frontier {
                     continue;
                 }
             };
-            let full = due.len() == 256;
+            let full = due.len() == BATCH;
+            let mut held: HashMap<String, u64> = HashMap::new();
             for row in due {
                 let spent = recrawl
                     .budget
@@ -380,8 +444,10 @@ impl Frontier {
                     .spend(&row.site, now);
                 if let Err(next) = spent {
                     self.stats.incr(Counter::RevisitsDeferred);
-                    if let Err(e) = store.postpone(row.digest, next).await {
-                        // The lease holds it back one interval instead.
+                    let k = held.entry(row.site.clone()).or_default();
+                    let at = next + *k * spacing;
+                    *k += 1;
+                    if let Err(e) = store.postpone(row.digest, at).await {
                         tracing::warn!(error = %e, "could not postpone a revisit");
                     }
                     continue;
@@ -393,8 +459,13 @@ impl Frontier {
                     revisit: Some(row.validators.clone()),
                     ..Default::default()
                 };
-                // A failed publish is retried when the lease taken above runs out.
-                bus.publish("", CRAWL_REQUESTS, request.encode()).await?;
+                if let Err(e) = bus.publish("", CRAWL_REQUESTS, request.encode()).await {
+                    if bus.is_closed() {
+                        return Ok(());
+                    }
+                    tracing::warn!(error = %e, "could not request a revisit; retried later");
+                    break;
+                }
                 self.stats.incr(Counter::Revisits);
             }
             if !full {
@@ -555,7 +626,10 @@ impl Frontier {
             kind,
             depth,
             referrer: referrer.map(str::to_string),
-            listed_at: (kind == ResourceKind::Page).then(schema::now_rfc3339),
+            listed_at: match kind {
+                ResourceKind::Page => Some(schema::now_rfc3339()),
+                ResourceKind::Image => src.listed_at.clone(),
+            },
             page_fetched_at: match kind {
                 ResourceKind::Image => src.fetched_at.clone(),
                 ResourceKind::Page => None,
@@ -639,6 +713,7 @@ impl Handler<Discovered> for Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::ScheduleStore;
     use bus::EmbeddedBus;
 
     const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
@@ -885,6 +960,62 @@ mod tests {
         // /, /1 and /2 spent the site's budget of three pages before the restart.
         assert!(got.is_empty(), "{got:?}");
         assert_eq!(f.recover(&bus).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_revisit_budget_holds_and_spreads_what_it_defers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::SQLITE_FILE);
+        let store = Box::new(crate::store::SqliteStore::open(&path).unwrap());
+        let stats = Arc::new(Stats::default());
+        // 600 revisits an hour: 10 at once, then one every 6 s.
+        let recrawl = RecrawlConfig {
+            min_interval_secs: 1,
+            site_revisits_per_hour: 600,
+            tick_ms: 20,
+            ..Default::default()
+        };
+        let f = Frontier::with_store(CrawlerConfig::default(), stats.clone(), store)
+            .await
+            .unwrap()
+            .recrawling(recrawl);
+        let now = schedule::now_ms();
+        let pages: Vec<NewPage> = (0..30)
+            .map(|i| NewPage {
+                digest: i,
+                url: format!("http://a.test/{i}"),
+                site: "a.test".into(),
+                depth: 1,
+                interval_ms: 3_600_000,
+                due_ms: now,
+                listed_ms: now,
+            })
+            .collect();
+        f.store.as_ref().unwrap().schedule(&pages).await.unwrap();
+        let bus = EmbeddedBus::default();
+        let dynbus: Arc<dyn Bus> = Arc::new(bus.clone());
+        let f = Arc::new(f);
+        let scheduler = tokio::spawn(f.clone().schedule(dynbus));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let got = drain(&bus).await;
+        bus.close();
+        scheduler.await.unwrap().unwrap();
+        assert_eq!(got.len(), 10, "the burst, and no more");
+        assert!(got.iter().all(|r| r.revisit.is_some()));
+        assert_eq!(stats.get(Counter::Revisits), 10);
+        assert_eq!(stats.get(Counter::RevisitsDeferred), 20);
+        // The 20 held back fall due one budget slot apart, not all at once.
+        let store = crate::store::SqliteStore::open(&path).unwrap();
+        let mut dues: Vec<u64> = Vec::new();
+        for d in 0..30u128 {
+            let r = store.row(d).await.unwrap().unwrap();
+            if r.due_ms < now + 3_000_000 {
+                dues.push(r.due_ms);
+            }
+        }
+        dues.sort();
+        assert_eq!(dues.len(), 20);
+        assert!(dues.windows(2).all(|w| w[1] - w[0] == 6_000), "{dues:?}");
     }
 
     #[tokio::test]

@@ -7,14 +7,19 @@
 //! follow rules would crawl any link. What counts as an announcement: a link to another onion
 //! whose anchor text, `title`, or the text just before it speaks of a mirror or a new address.
 
-/// Characters of the text before a link that are read for an announcement.
-pub const CONTEXT_CHARS: usize = 160;
+/// Characters of the text before a link that are read for an announcement ("New address:"
+/// and the like just before it, not a heading far above a list of links).
+pub const CONTEXT_CHARS: usize = 48;
 
 /// Anchor text characters read.
 pub const ANCHOR_CHARS: usize = 200;
 
 /// Mirrors kept per page.
 pub const MAX_PER_PAGE: usize = 16;
+
+/// Mirrors remembered per site: a site that "announces" more is flooding, and what it
+/// announced first is what an analyst needs.
+pub const MAX_PER_SITE: u64 = 64;
 
 const WORDS: &[&str] = &[
     "mirror",

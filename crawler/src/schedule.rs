@@ -32,6 +32,8 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecrawlConfig {
+    /// Revisit known pages at all (`false`: every page is fetched once, as before).
+    pub enabled: bool,
     /// Shortest interval between two fetches of one page.
     pub min_interval_secs: u64,
     /// Longest interval of an entry page (seeds, pages whose links change); also the first
@@ -44,7 +46,8 @@ pub struct RecrawlConfig {
     /// Revisits of one site per hour, spread out: at most a minute's worth at once (first
     /// fetches of new pages are not counted; the crawler's politeness delay still applies).
     pub site_revisits_per_hour: u32,
-    /// Revisits of all sites per hour, for this frontier, spread the same way.
+    /// Revisits of all sites per hour, spread the same way. Both budgets are kept by each
+    /// frontier process: N frontiers sharing a store revisit at up to N times these rates.
     pub revisits_per_hour: u32,
     /// How often the scheduler looks for due pages.
     pub tick_ms: u64,
@@ -53,6 +56,7 @@ pub struct RecrawlConfig {
 impl Default for RecrawlConfig {
     fn default() -> Self {
         RecrawlConfig {
+            enabled: true,
             min_interval_secs: 300,
             entry_interval_secs: 900,
             page_interval_secs: 86_400,
@@ -69,19 +73,32 @@ impl RecrawlConfig {
         secs.saturating_mul(1000)
     }
 
-    /// The first interval of a page at `depth`.
+    /// The first interval of a page at `depth`, within the configured bounds.
     pub fn first_interval_ms(&self, depth: u32) -> u64 {
-        if depth == 0 {
+        let min = Self::ms(self.min_interval_secs).max(1);
+        let max = Self::ms(self.max_interval_secs).max(min);
+        let first = if depth == 0 {
             Self::ms(self.entry_interval_secs)
         } else {
             Self::ms(self.page_interval_secs)
-        }
+        };
+        first.clamp(min, max)
+    }
+
+    /// How long a taken revisit is leased: its interval, but never under ten minutes (or
+    /// the longest interval, if that is shorter), so a crawl backlog does not get the same
+    /// page requested again and again.
+    pub fn lease_ms(&self, interval_ms: u64) -> u64 {
+        interval_ms.max(Self::ms(self.max_interval_secs).min(LEASE_FLOOR_MS))
     }
 }
 
-/// Revisits without new links after which a page found to be an entry page is an ordinary
+/// Revisits without fresh links after which a page found to be an entry page is an ordinary
 /// page again (seeds stay entry pages).
 pub const ENTRY_PATIENCE: u32 = 8;
+
+/// Shortest lease of a taken revisit (see [`RecrawlConfig::lease_ms`]).
+const LEASE_FLOOR_MS: u64 = 600_000;
 
 /// A page to add to the schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +174,17 @@ pub struct SiteStatus {
 pub trait ScheduleStore: Send + Sync {
     /// Adds pages (a page already scheduled keeps its row).
     async fn schedule(&self, pages: &[NewPage]) -> Result<(), StoreError>;
-    /// Takes up to `limit` rows due at `now_ms`, leasing each for one interval.
-    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// Takes up to `limit` rows due at `now_ms`, leasing each for one interval, and at least
+    /// `lease_floor_ms`.
+    async fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_floor_ms: u64,
+    ) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// Makes every page never fetched yet due now (their requests died with an embedded
+    /// bus); returns how many.
+    async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError>;
     /// Moves a row's due time (a revisit the budget did not allow yet).
     async fn postpone(&self, digest: u128, due_ms: u64) -> Result<(), StoreError>;
     async fn row(&self, digest: u128) -> Result<Option<ScheduleRow>, StoreError>;
@@ -182,12 +208,14 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The next visit of `row` after a fetch at `at_ms` that ended in `outcome`; `links_changed`:
-/// the page's links are not those of its last fetch.
+/// The next visit of `row` after a fetch at `at_ms` that ended in `outcome`; `fresh_links`:
+/// the page now shows links to pages the frontier first heard of lately (see
+/// [`crate::Frontier`]): it is a listing that moves. A page whose links only rotate among old
+/// ones (a "random threads" sidebar) shows none.
 pub fn next_visit(
     row: &ScheduleRow,
     outcome: PageOutcome,
-    links_changed: bool,
+    fresh_links: bool,
     validators: Validators,
     at_ms: u64,
     cfg: &RecrawlConfig,
@@ -197,20 +225,27 @@ pub fn next_visit(
     let max = RecrawlConfig::ms(cfg.max_interval_secs).max(entry_cap);
     let revisit = row.fetches > 0;
     let mut entry = row.entry || row.depth == 0;
-    let mut quiet = row.quiet.saturating_add(1);
+    let mut quiet = row.quiet;
     let mut interval = row.interval_ms.max(min);
     match outcome {
         // The first fetch says nothing about how the page moves yet.
         PageOutcome::Changed if !revisit => quiet = 0,
-        PageOutcome::Changed if links_changed => {
+        PageOutcome::Changed if fresh_links => {
             entry = true;
             quiet = 0;
             interval = interval.min(entry_cap) / 2;
         }
-        PageOutcome::Changed => interval /= 2,
-        PageOutcome::Unchanged | PageOutcome::Refused | PageOutcome::Unreachable => {
-            interval = interval.saturating_mul(2)
+        PageOutcome::Changed => {
+            quiet = quiet.saturating_add(1);
+            interval /= 2;
         }
+        PageOutcome::Unchanged => {
+            quiet = quiet.saturating_add(1);
+            interval = interval.saturating_mul(2);
+        }
+        // An outage says nothing about whether the page is a listing: it backs off, and
+        // keeps its standing.
+        PageOutcome::Refused | PageOutcome::Unreachable => interval = interval.saturating_mul(2),
     }
     if entry && row.depth > 0 && quiet >= ENTRY_PATIENCE {
         entry = false;
@@ -414,6 +449,23 @@ mod tests {
         // …until they have been quiet long enough to be ordinary pages again.
         assert!(!r.entry);
         assert!(r.interval_ms > 600_000);
+    }
+
+    #[test]
+    fn an_outage_does_not_demote_an_entry_page() {
+        let mut r = row(1, 3_600_000, 1);
+        r = after(&r, PageOutcome::Changed, 1);
+        for _ in 0..3 * ENTRY_PATIENCE {
+            r = after(&r, PageOutcome::Unreachable, 0);
+        }
+        assert_eq!((r.entry, r.interval_ms), (true, 600_000));
+        // Bad settings are brought within bounds.
+        let c = RecrawlConfig {
+            page_interval_secs: 0,
+            ..cfg()
+        };
+        assert_eq!(c.first_interval_ms(3), 60_000);
+        assert_eq!(c.lease_ms(60_000), 600_000);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use schema::{PageOutcome, Validators};
 
+use crate::mirror::MAX_PER_SITE;
 use crate::schedule::{NewPage, ScheduleRow, ScheduleStore, SiteStatus, Visit};
 use crate::store::{digest_of, key, PgStore, SqliteStore, StoreError};
 
@@ -81,7 +82,12 @@ impl ScheduleStore for SqliteStore {
         })
     }
 
-    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError> {
+    async fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_floor_ms: u64,
+    ) -> Result<Vec<ScheduleRow>, StoreError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rows = {
@@ -95,12 +101,23 @@ impl ScheduleStore for SqliteStore {
             };
             for r in &rows {
                 tx.execute(
-                    "UPDATE frontier_schedule SET due_ms = ?2 + interval_ms WHERE digest = ?1",
-                    rusqlite::params![key(r.digest), i(now_ms)],
+                    "UPDATE frontier_schedule SET due_ms = ?2 + max(interval_ms, ?3)
+                     WHERE digest = ?1",
+                    rusqlite::params![key(r.digest), i(now_ms), i(lease_floor_ms)],
                 )?;
             }
             tx.commit()?;
             Ok(rows)
+        })
+    }
+
+    async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE frontier_schedule SET due_ms = ?1 WHERE fetches = 0 AND due_ms > ?1",
+                [i(now_ms)],
+            )
+            .map(|n| n as u64)
         })
     }
 
@@ -205,13 +222,22 @@ impl ScheduleStore for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             let mut new = Vec::new();
+            let mut kept: i64 = tx.query_row(
+                "SELECT count(*) FROM frontier_mirrors WHERE site = ?1",
+                [site],
+                |r| r.get(0),
+            )?;
             for m in mirrors {
+                if kept >= MAX_PER_SITE as i64 {
+                    break;
+                }
                 let n = tx.execute(
                     "INSERT INTO frontier_mirrors (site, mirror, first_seen_ms) VALUES (?1, ?2, ?3)
                      ON CONFLICT DO NOTHING",
                     rusqlite::params![site, m, i(now_ms)],
                 )?;
                 if n == 1 {
+                    kept += 1;
                     new.push(m.clone());
                 }
             }
@@ -311,13 +337,18 @@ impl ScheduleStore for PgStore {
         Ok(())
     }
 
-    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError> {
+    async fn take_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_floor_ms: u64,
+    ) -> Result<Vec<ScheduleRow>, StoreError> {
         let c = self.client.lock().await;
         // SKIP LOCKED: frontiers taking due rows at once each get their own.
         let rows = c
             .query(
                 &format!(
-                    "UPDATE frontier_schedule s SET due_ms = $1 + s.interval_ms
+                    "UPDATE frontier_schedule s SET due_ms = $1 + GREATEST(s.interval_ms, $3)
                      FROM (SELECT digest FROM frontier_schedule WHERE due_ms <= $1
                            ORDER BY due_ms LIMIT $2 FOR UPDATE SKIP LOCKED) d
                      WHERE s.digest = d.digest
@@ -328,12 +359,23 @@ impl ScheduleStore for PgStore {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                &[&i(now_ms), &i(limit as u64)],
+                &[&i(now_ms), &i(limit as u64), &i(lease_floor_ms)],
             )
             .await?;
         let mut rows: Vec<ScheduleRow> = rows.iter().map(pg_row).collect();
         rows.sort_by_key(|r| r.due_ms);
         Ok(rows)
+    }
+
+    async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let c = self.client.lock().await;
+        let n = c
+            .execute(
+                "UPDATE frontier_schedule SET due_ms = $1 WHERE fetches = 0 AND due_ms > $1",
+                &[&i(now_ms)],
+            )
+            .await?;
+        Ok(n)
     }
 
     async fn postpone(&self, digest: u128, due_ms: u64) -> Result<(), StoreError> {
@@ -447,7 +489,17 @@ impl ScheduleStore for PgStore {
         let mut c = self.client.lock().await;
         let tx = c.transaction().await?;
         let mut new = Vec::new();
+        let mut kept: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM frontier_mirrors WHERE site = $1",
+                &[&site],
+            )
+            .await?
+            .get(0);
         for m in mirrors {
+            if kept >= MAX_PER_SITE as i64 {
+                break;
+            }
             let n = tx
                 .execute(
                     "INSERT INTO frontier_mirrors (site, mirror, first_seen_ms) VALUES ($1, $2, $3)
@@ -456,6 +508,7 @@ impl ScheduleStore for PgStore {
                 )
                 .await?;
             if n == 1 {
+                kept += 1;
                 new.push(m.clone());
             }
         }
@@ -491,14 +544,20 @@ mod tests {
             .unwrap();
         // Scheduling again keeps the row as it is.
         b.schedule(&[page(1, "s.test", 0, 999)]).await.unwrap();
-        assert!(a.take_due(99, 10).await.unwrap().is_empty());
-        let due = a.take_due(150, 10).await.unwrap();
+        assert!(a.take_due(99, 10, 0).await.unwrap().is_empty());
+        let due = a.take_due(150, 10, 0).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].digest, due[0].entry, due[0].depth), (1, true, 0));
         // Leased: the other handle does not take it again before one interval has passed.
-        assert_eq!(b.take_due(200, 10).await.unwrap().len(), 1); // only page 2
-        assert!(b.take_due(1_000, 10).await.unwrap().is_empty());
-        assert_eq!(b.take_due(1_150, 10).await.unwrap().len(), 1);
+        assert_eq!(b.take_due(200, 10, 0).await.unwrap().len(), 1); // only page 2
+        assert!(b.take_due(1_000, 10, 0).await.unwrap().is_empty());
+        assert_eq!(b.take_due(1_150, 10, 0).await.unwrap().len(), 1);
+        // Leases last at least the floor; pages never fetched are made due at once when the
+        // requests of a dead embedded bus are lost.
+        assert_eq!(b.take_due(4_000, 10, 5_000).await.unwrap().len(), 2);
+        assert!(b.take_due(8_999, 10, 0).await.unwrap().is_empty());
+        assert_eq!(a.refetch_unfetched(4_100).await.unwrap(), 2);
+        assert_eq!(a.take_due(4_100, 10, 0).await.unwrap().len(), 2);
         let visit = Visit {
             digest: 1,
             site: "s.test".into(),
@@ -551,6 +610,10 @@ mod tests {
         let sites = b.sites().await.unwrap();
         let s = sites.iter().find(|s| s.site == "s.test").unwrap();
         assert_eq!(s.mirrors, m);
+        // A flood of announcements is cut at the per-site bound.
+        let flood: Vec<String> = (0..100).map(|i| format!("m{i}.onion")).collect();
+        let kept = a.add_mirrors("s.test", &flood, 3).await.unwrap();
+        assert_eq!(kept.len() as u64, MAX_PER_SITE - 2);
     }
 
     #[tokio::test]

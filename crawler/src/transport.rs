@@ -303,3 +303,65 @@ where
     driver.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The request head `http_get` sends with `conditional`.
+    async fn head_sent(conditional: schema::Validators) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let url = Url::parse(&format!("http://{addr}/t/1")).unwrap();
+        let limits = Limits {
+            conditional: Some(conditional),
+            ..Limits::default()
+        };
+        let r = http_get(tcp, &url, "ua", &limits).await.unwrap();
+        assert_eq!(r.status, 304);
+        server.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn validators_are_sent_back_only_when_legal() {
+        let head = head_sent(schema::Validators {
+            etag: Some("\"abc\"".into()),
+            last_modified: Some("Sun, 06 Nov 1994 08:49:37 GMT".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(head.contains("if-none-match: \"abc\"\r\n"), "{head}");
+        assert!(
+            head.contains("if-modified-since: sun, 06 nov 1994"),
+            "{head}"
+        );
+        // A site's header smuggling a line break, or one too long, is not sent back.
+        let head = head_sent(schema::Validators {
+            etag: Some("\"a\"\r\nx-injected: 1".into()),
+            last_modified: Some("x".repeat(MAX_VALIDATOR_BYTES + 1)),
+            ..Default::default()
+        })
+        .await;
+        assert!(!head.contains("if-none-match"), "{head}");
+        assert!(!head.contains("x-injected"), "{head}");
+        assert!(!head.contains("if-modified-since"), "{head}");
+    }
+}

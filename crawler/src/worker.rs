@@ -135,10 +135,23 @@ impl Crawler {
                 let kept = req.revisit.clone().unwrap_or_default();
                 self.report(bus, req, PageOutcome::Unchanged, kept).await
             }
-            (_, Sniffed::Image) => {
+            (ResourceKind::Image, Sniffed::Image) => self.publish_image(bus, req, &fetched).await,
+            (ResourceKind::Page, Sniffed::Image) => {
+                // A page URL that serves an image: judged by its bytes on a revisit.
+                let seen = Validators {
+                    content: Some(schema::sha256_hex(&fetched.response.body)),
+                    ..Default::default()
+                };
+                if req
+                    .revisit
+                    .as_ref()
+                    .is_some_and(|r| r.content == seen.content)
+                {
+                    self.stats.incr(Counter::PagesUnchanged);
+                    return self.report(bus, req, PageOutcome::Unchanged, seen).await;
+                }
                 self.publish_image(bus, req, &fetched).await?;
-                self.report(bus, req, PageOutcome::Changed, Validators::default())
-                    .await
+                self.report(bus, req, PageOutcome::Changed, seen).await
             }
             (ResourceKind::Page, Sniffed::Html) => self.publish_page(bus, req, fetched).await,
             (ResourceKind::Image, _) => {
@@ -224,6 +237,7 @@ impl Crawler {
             sha256: schema::sha256_hex(body),
             fetched_at: schema::now_rfc3339(),
             page_fetched_at: req.page_fetched_at.clone(),
+            listed_at: req.listed_at.clone(),
             bytes: body.clone(),
         };
         bus.publish("", IMAGES, img.encode()).await?;
@@ -315,6 +329,7 @@ impl Crawler {
                 sha256: sha,
                 fetched_at: now.clone(),
                 page_fetched_at: Some(now.clone()),
+                listed_at: req.listed_at.clone(),
                 bytes: inline.bytes.clone(),
             };
             bus.publish("", IMAGES, img.encode()).await?;
@@ -330,6 +345,7 @@ impl Crawler {
             fetched_at: Some(now.clone()),
             validators,
             mirrors: extracted.mirrors.iter().map(Url::to_string).collect(),
+            listed_at: req.listed_at.clone(),
         };
         bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
         bus.publish("", CRAWL_DISCOVERED, discovered.encode())

@@ -172,6 +172,7 @@ impl Handler<FetchedImage> for Matcher {
                 &best.algorithm,
             );
             alert.page_fetched_at = img.page_fetched_at.clone();
+            alert.listed_at = img.listed_at.clone();
             self.raise(bus, &alert).await?;
             tracing::info!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
         }

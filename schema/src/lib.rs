@@ -89,7 +89,8 @@ pub struct CrawlRequest {
     /// A scheduled revisit of a page fetched before: what it looked like then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revisit: Option<Validators>,
-    /// When the frontier first saw a link to this URL (RFC 3339).
+    /// When the frontier first saw a link to this URL; for an image, to the page that embeds
+    /// it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<String>,
     /// For an image: when the page that embeds it was fetched (RFC 3339).
@@ -160,6 +161,9 @@ pub struct Discovered {
     /// Links to other onion sites the page announces as its mirror or new address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// When the frontier first saw a link to the page (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
 }
 impl Message for Discovered {}
 
@@ -201,6 +205,9 @@ pub struct FetchedImage {
     /// When the page that embeds the image was fetched (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_fetched_at: Option<String>,
+    /// When the frontier first saw a link to that page (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<String>,
     #[serde(with = "b64")]
     pub bytes: Vec<u8>,
 }
@@ -381,6 +388,7 @@ mod tests {
             sha256: sha256_hex(b"x"),
             fetched_at: now_rfc3339(),
             page_fetched_at: None,
+            listed_at: None,
             bytes: vec![0, 1, 2, 255],
         };
         let wire = img.encode();
