@@ -49,7 +49,7 @@ pub async fn fetch(
             current = next;
             continue;
         }
-        if resp.status == 304 && hops == 0 && limits.conditional.is_some() {
+        if resp.status == 304 && limits.conditional.is_some() {
             return Ok(Fetched {
                 final_url: current,
                 response: resp,
