@@ -47,10 +47,12 @@ pub enum Counter {
     PagesNotModified,
     /// Onion addresses a site announced as its mirror for the first time (flagged).
     MirrorsAnnounced,
+    /// Known pages a listing moved to its top (a reply), made due at once.
+    RevisitsBumped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::Pages,
         Counter::Images,
         Counter::ImagesHashed,
@@ -75,6 +77,7 @@ impl Counter {
         Counter::PagesUnchanged,
         Counter::PagesNotModified,
         Counter::MirrorsAnnounced,
+        Counter::RevisitsBumped,
     ];
 
     /// The counter's stable name (summary keys, metric names).
@@ -104,6 +107,7 @@ impl Counter {
             Counter::PagesUnchanged => "recrawl.unchanged",
             Counter::PagesNotModified => "recrawl.not-modified",
             Counter::MirrorsAnnounced => "sites.mirrors-announced",
+            Counter::RevisitsBumped => "recrawl.bumped",
         }
     }
 

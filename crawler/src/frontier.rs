@@ -30,10 +30,10 @@ use async_trait::async_trait;
 use bus::stats::Family;
 use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS};
-use schema::{CrawlRequest, Discovered, Message, ResourceKind};
+use schema::{CrawlRequest, Discovered, Message, PageOutcome, ResourceKind};
 use url::Url;
 
-use crate::schedule::{self, Budget, NewPage, RecrawlConfig};
+use crate::schedule::{self, Budget, Head, NewPage, RecrawlConfig};
 use crate::store::{Claim, FrontierStore, Snapshot, StoreError};
 use crate::urls::{check_onion, is_onion, parse_absolute, site_of};
 use crate::{CrawlerConfig, Follow};
@@ -402,15 +402,56 @@ impl Frontier {
         // schedule consistent across crawler machines.
         let links_changed =
             row.validators.links.is_some() && row.validators.links != d.validators.links;
-        let visit = schedule::next_visit(
+        let now = schedule::now_ms();
+        let mut visit = schedule::next_visit(
             &row,
             d.outcome,
             links_changed && fresh_links,
             d.validators.clone(),
-            schedule::now_ms(),
+            now,
             &recrawl.config,
         );
+        if d.outcome == PageOutcome::Changed {
+            let links: Vec<u128> = d
+                .links
+                .iter()
+                .filter_map(|l| parse_absolute(l))
+                .map(|u| digest(&u))
+                .collect();
+            let head = Head::of(links.iter().copied());
+            if let Some(old) = row.head.as_deref().map(Head::decode) {
+                self.revisit_bumped(&head.bumped_since(&old), &links, now)
+                    .await?;
+            }
+            visit.head = Some(head.encode());
+        }
         store.record(&visit).await.map_err(store_failed)
+    }
+
+    /// Makes the pages a listing bumped (moved to its top: a reply) due now, when they were
+    /// fetched before.
+    async fn revisit_bumped(
+        &self,
+        bumped: &[u64],
+        links: &[u128],
+        now: u64,
+    ) -> Result<(), BusError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        for prefix in bumped {
+            let Some(&d) = links.iter().find(|d| (**d >> 64) as u64 == *prefix) else {
+                continue;
+            };
+            let Some(row) = store.row(d).await.map_err(store_failed)? else {
+                continue;
+            };
+            if row.fetches > 0 && row.due_ms > now {
+                store.postpone(d, now).await.map_err(store_failed)?;
+                self.stats.incr(Counter::RevisitsBumped);
+            }
+        }
+        Ok(())
     }
 
     /// Requests due pages again, within the revisit budget, until the bus closes. A store or

@@ -130,6 +130,8 @@ pub struct ScheduleRow {
     pub fetches: u64,
     pub changes: u64,
     pub failures: u64,
+    /// The page's first links at its last fetch, in order ([`Head`]).
+    pub head: Option<String>,
 }
 
 /// What a report does to a page's row.
@@ -145,6 +147,7 @@ pub struct Visit {
     pub quiet: u32,
     /// Kept from the last fetch that returned the page.
     pub validators: Validators,
+    pub head: Option<String>,
 }
 
 /// A site's liveness and schedule, for `leakwatch sites`.
@@ -266,6 +269,70 @@ pub fn next_visit(
         entry,
         quiet,
         validators,
+        head: row.head.clone(),
+    }
+}
+
+/// Links kept in a page's [`Head`].
+pub const HEAD_LINKS: usize = 32;
+
+/// The first links of a page, in order, as 64-bit digest prefixes: what a listing shows on
+/// top. Forums list threads by last activity, so a thread that gets a reply (an edit that may
+/// plant a leak) jumps to the top of its board: comparing heads finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Head(pub Vec<u64>);
+
+impl Head {
+    /// From the full digests of the page's links, in document order.
+    pub fn of(links: impl IntoIterator<Item = u128>) -> Head {
+        let mut seen = std::collections::HashSet::new();
+        Head(
+            links
+                .into_iter()
+                .map(|d| (d >> 64) as u64)
+                .filter(|p| seen.insert(*p))
+                .take(HEAD_LINKS)
+                .collect(),
+        )
+    }
+
+    pub fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|p| format!("{p:016x}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The stored form; what does not parse is left out.
+    pub fn decode(s: &str) -> Head {
+        Head(
+            s.split(',')
+                .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                .take(HEAD_LINKS)
+                .collect(),
+        )
+    }
+
+    /// Links of `self` (the new head) that jumped: now above a link that was above them in
+    /// `old`, or come from below `old` to above some of its links. New threads pushing the
+    /// rest down, and a thread taken down pulling the rest up, move nothing relative to the
+    /// others and are not bumps.
+    pub fn bumped_since(&self, old: &Head) -> Vec<u64> {
+        let was: std::collections::HashMap<u64, usize> =
+            old.0.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let mut out = Vec::new();
+        for (i, p) in self.0.iter().enumerate() {
+            let below = &self.0[i + 1..];
+            let jumped = match was.get(p) {
+                Some(&at) => below.iter().any(|q| was.get(q).is_some_and(|&b| b < at)),
+                None => below.iter().any(|q| was.contains_key(q)),
+            };
+            if jumped {
+                out.push(*p);
+            }
+        }
+        out
     }
 }
 
@@ -480,6 +547,24 @@ mod tests {
             t = after(&t, PageOutcome::Refused, 0);
         }
         assert_eq!(t.interval_ms, 86_400_000);
+    }
+
+    #[test]
+    fn a_bumped_thread_is_found_and_shifts_are_not_bumps() {
+        let head = |v: &[u64]| Head(v.to_vec());
+        let old = head(&[1, 2, 3, 4, 5]);
+        // One taken down, one more from below at the bottom: relative order kept.
+        assert!(head(&[1, 3, 4, 5, 6]).bumped_since(&old).is_empty());
+        // A new thread on top pushes the rest down: only the newcomer is above old links
+        // (the frontier skips pages never fetched).
+        assert_eq!(head(&[9, 1, 2, 3, 4]).bumped_since(&old), [9]);
+        // Thread 4 got a reply; thread 7, from below the head, too.
+        assert_eq!(head(&[4, 1, 2, 3, 5]).bumped_since(&old), [4]);
+        assert_eq!(head(&[7, 1, 2, 3, 4]).bumped_since(&old), [7]);
+        let h = Head::of([1u128 << 64, 2 << 64, 1 << 64]);
+        assert_eq!(h, head(&[1, 2]));
+        assert_eq!(Head::decode(&h.encode()), h);
+        assert_eq!(Head::decode("zz,0000000000000001"), head(&[1]));
     }
 
     #[test]

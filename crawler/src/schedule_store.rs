@@ -10,7 +10,7 @@ use crate::schedule::{NewPage, ScheduleRow, ScheduleStore, SiteStatus, Visit};
 use crate::store::{digest_of, key, PgStore, SqliteStore, StoreError};
 
 const COLUMNS: &str = "digest, url, site, depth, interval_ms, due_ms, entry, quiet, etag, \
-                       modified, content, fetches, changes, failures, links, inline";
+                       modified, content, fetches, changes, failures, links, inline, head";
 
 fn answered(o: PageOutcome) -> bool {
     o != PageOutcome::Unreachable
@@ -53,6 +53,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRow> {
         fetches: u(r.get(11)?),
         changes: u(r.get(12)?),
         failures: u(r.get(13)?),
+        head: r.get(16)?,
     })
 }
 
@@ -151,7 +152,7 @@ impl ScheduleStore for SqliteStore {
                 "UPDATE frontier_schedule SET interval_ms = ?2, due_ms = ?3, entry = ?4,
                    quiet = ?5, etag = ?6, modified = ?7, content = ?8, fetches = fetches + ?9,
                    changes = changes + ?10, failures = failures + ?11, links = ?12,
-                   inline = ?13
+                   inline = ?13, head = ?14
                  WHERE digest = ?1",
                 rusqlite::params![
                     key(v.digest),
@@ -166,7 +167,8 @@ impl ScheduleStore for SqliteStore {
                     ch,
                     fail,
                     v.validators.links,
-                    v.validators.inline
+                    v.validators.inline,
+                    v.head
                 ],
             )?;
             let up = answered(v.outcome);
@@ -307,6 +309,7 @@ fn pg_row(r: &tokio_postgres::Row) -> ScheduleRow {
         fetches: u(r.get(11)),
         changes: u(r.get(12)),
         failures: u(r.get(13)),
+        head: r.get(16),
     }
 }
 
@@ -408,7 +411,7 @@ impl ScheduleStore for PgStore {
             "UPDATE frontier_schedule SET interval_ms = $2, due_ms = $3, entry = $4, quiet = $5,
                etag = $6, modified = $7, content = $8, fetches = fetches + $9,
                changes = changes + $10, failures = failures + $11, links = $12,
-               inline = $13
+               inline = $13, head = $14
              WHERE digest = $1",
             &[
                 &key(v.digest),
@@ -424,6 +427,7 @@ impl ScheduleStore for PgStore {
                 &fail,
                 &v.validators.links,
                 &v.validators.inline,
+                &v.head,
             ],
         )
         .await?;
@@ -574,6 +578,7 @@ mod tests {
                 links: Some("l1".into()),
                 inline: Some("0123456789abcdef".into()),
             },
+            head: Some("0000000000000001".into()),
         };
         a.record(&visit).await.unwrap();
         let r = b.row(1).await.unwrap().unwrap();
@@ -582,6 +587,7 @@ mod tests {
             (4_000, 6_000, 1, 1)
         );
         assert_eq!(r.validators, visit.validators);
+        assert_eq!(r.head, visit.head);
         b.record(&Visit {
             outcome: PageOutcome::Unreachable,
             at_ms: 7_000,

@@ -152,6 +152,11 @@ struct State {
     requests: VecDeque<LiveRequest>,
     /// JPEG encodings of the stolen photos, by index, made on first use.
     jpegs: HashMap<usize, Bytes>,
+    /// Listings order threads by their last activity (a reply bumps a thread to the top),
+    /// as most forum software does; otherwise by creation.
+    bump: bool,
+    /// Activity counter: each post and edit takes the next value.
+    activity: u64,
 }
 
 /// A thread of the forum.
@@ -173,6 +178,8 @@ struct Thread {
     ambiguous: bool,
     /// Taken down: answers 404 and leaves the listings.
     down: bool,
+    /// When it was last posted to (`State::activity` at that moment).
+    activity: u64,
 }
 
 /// A reply appended by an edit.
@@ -216,6 +223,7 @@ impl Thread {
             modified: now,
             ambiguous: false,
             down: false,
+            activity: 0,
         }
     }
 
@@ -294,9 +302,10 @@ impl LiveForum {
         let n = state.next_n;
         state.next_n += 1;
         let at = SystemTime::now();
-        state
-            .threads
-            .insert(n, Thread::new(n, planted, unix_secs(at)));
+        state.activity += 1;
+        let mut thread = Thread::new(n, planted, unix_secs(at));
+        thread.activity = state.activity;
+        state.threads.insert(n, thread);
         let record = self.core.record(n, at, plant, &format!("img/{n}.jpg"));
         push_capped(&mut state.posts, record.clone(), MAX_LIVE_LOG);
         record
@@ -313,7 +322,9 @@ impl LiveForum {
     pub fn edit(&self, n: u64, plant: Plant) -> Option<LivePost> {
         let planted = self.core.resolve(&plant);
         let mut state = self.core.lock();
+        let activity = state.activity + 1;
         let thread = state.threads.get_mut(&n).filter(|t| !t.down)?;
+        thread.activity = activity;
         let r = thread.replies.len() + 1;
         let mut rng = Rng::stream(n, &format!("live-reply-{r}"));
         let author = *rng.pick(text::HANDLES);
@@ -326,8 +337,15 @@ impl LiveForum {
         let at = SystemTime::now();
         thread.touch(unix_secs(at));
         let record = self.core.record(n, at, plant, &format!("img/{n}-{r}.jpg"));
+        state.activity = activity;
         push_capped(&mut state.posts, record.clone(), MAX_LIVE_LOG);
         Some(record)
+    }
+
+    /// From now on, listings order threads by last activity: an edit (a reply) bumps its
+    /// thread to the top of the index and its board. Off by default (creation order).
+    pub fn bump_on_reply(&self, on: bool) {
+        self.core.lock().bump = on;
     }
 
     /// Thread n answers 404 from now on and leaves the index and its board;
@@ -511,16 +529,21 @@ fn number(s: &str) -> Option<u64> {
     canonical.then(|| s.parse().ok()).flatten()
 }
 
-/// The newest `LISTED` threads not taken down that `keep` accepts.
+/// The newest `LISTED` threads not taken down that `keep` accepts: by creation, or by last
+/// activity when the forum bumps.
 fn listed(state: &State, keep: impl Fn(u64) -> bool) -> Vec<(u64, &Thread)> {
-    state
+    let mut threads: Vec<(u64, &Thread)> = state
         .threads
         .iter()
         .rev()
         .filter(|(n, t)| !t.down && keep(**n))
-        .take(LISTED)
         .map(|(n, t)| (*n, t))
-        .collect()
+        .collect();
+    if state.bump {
+        threads.sort_by_key(|(_, t)| std::cmp::Reverse(t.activity));
+    }
+    threads.truncate(LISTED);
+    threads
 }
 
 /// `<li>` links to `threads`.
@@ -1136,6 +1159,20 @@ mod tests {
             assert_html(&got);
         }
         assert_eq!(get(&forum, "/t/1", &[]).await.status, 200);
+        forum.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_reply_bumps_its_thread_when_the_forum_bumps() {
+        let forum = forum(3).await;
+        forum.edit(1, Plant::Nothing).unwrap();
+        let index = get(&forum, "/", &[]).await;
+        assert_eq!(linked_threads(&index.text()), [3, 2, 1]);
+        forum.bump_on_reply(true);
+        let index = get(&forum, "/", &[]).await;
+        assert_eq!(linked_threads(&index.text()), [1, 3, 2]);
+        let board = get(&forum, "/board/2", &[]).await;
+        assert_eq!(linked_threads(&board.text()), [1]);
         forum.shutdown().await;
     }
 

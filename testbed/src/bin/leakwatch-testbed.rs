@@ -92,6 +92,9 @@ enum Command {
         /// Where the day's log goes (JSON: plan, planted, requests).
         #[arg(long)]
         log_out: PathBuf,
+        /// List threads by last activity: a reply bumps its thread to the top.
+        #[arg(long)]
+        bump: bool,
     },
 }
 
@@ -118,6 +121,7 @@ async fn live_day(cmd: Command) -> anyhow::Result<()> {
         initial,
         linger_secs,
         log_out,
+        bump,
     } = cmd
     else {
         unreachable!("called for `live` only")
@@ -145,6 +149,7 @@ async fn live_day(cmd: Command) -> anyhow::Result<()> {
     let forum = testbed::LiveForum::start(bind, photos, idents.clone(), initial)
         .await
         .context("failed to start the live forum")?;
+    forum.bump_on_reply(bump);
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "live {}", forum.base_url())?;
