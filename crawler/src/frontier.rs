@@ -439,10 +439,22 @@ impl Frontier {
         let Some(store) = &self.store else {
             return Ok(());
         };
+        let fresh_since = self.recrawl.as_ref().map_or(now, |r| {
+            now.saturating_sub(2 * r.config.first_interval_ms(0))
+        });
         for prefix in bumped {
             let Some(&d) = links.iter().find(|d| (**d >> 64) as u64 == *prefix) else {
                 continue;
             };
+            // A page first heard of lately is new here, not bumped: it was just fetched.
+            if self
+                .lock()
+                .recent
+                .get(&d)
+                .is_some_and(|&t| t >= fresh_since)
+            {
+                continue;
+            }
             let Some(row) = store.row(d).await.map_err(store_failed)? else {
                 continue;
             };

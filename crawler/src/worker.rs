@@ -363,12 +363,15 @@ fn validator(resp: &crate::transport::RawResponse, name: &str) -> Option<String>
 }
 
 /// What a page's change is judged on: its title, visible text, links and images, not its
-/// markup (a rotating token in a script does not make a forum thread new).
+/// markup (a rotating token in a script does not make a forum thread new), and not the values
+/// of the numbers in its text: a footer's clock or "37 users online" changes on every fetch.
+/// A number appearing where there was none is a change; one number turning into another in
+/// place is not.
 fn content_digest(e: &crate::extract::Extracted) -> String {
     let mut h = Sha256::new();
-    h.update(e.title.as_bytes());
+    h.update(numbers_masked(&e.title).as_bytes());
     h.update([0]);
-    h.update(e.text.as_bytes());
+    h.update(numbers_masked(&e.text).as_bytes());
     add_links(&mut h, e);
     for i in &e.inline_images {
         h.update([1]);
@@ -390,6 +393,24 @@ fn inline_prefixes(e: &crate::extract::Extracted) -> Option<String> {
         .map(|i| schema::sha256_hex(&i.bytes)[..INLINE_PREFIX].to_string())
         .collect();
     (!v.is_empty()).then(|| v.join(","))
+}
+
+/// `s` with every run of digits replaced by one `#`.
+fn numbers_masked(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_number = false;
+    for c in s.chars() {
+        if c.is_numeric() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
 }
 
 /// The links and images alone (whether the page is a listing that moves).
@@ -498,13 +519,26 @@ mod tests {
         (c.stats.get(Counter::Pages) as usize, images, report)
     }
 
+    #[test]
+    fn numbers_are_masked_by_run() {
+        assert_eq!(
+            numbers_masked("Server time 07:32:05, 37 online"),
+            "Server time #:#:#, # online"
+        );
+        assert_eq!(numbers_masked("KX7-4821 ٣٤ x"), "KX#-# # x");
+        assert_ne!(numbers_masked("reply"), numbers_masked("reply 123456789"));
+    }
+
     #[tokio::test]
     async fn a_revisit_publishes_only_what_changed() {
         let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nabc");
         let html = |reply: &str| {
             format!("<title>t</title><p>leak</p><img src='data:image/png;base64,{png}'>{reply}")
         };
-        let site = Arc::new(OnePage(Mutex::new((html(""), "\"v1\""))));
+        let site = Arc::new(OnePage(Mutex::new((
+            html("<p>Server time 07:32:05</p>"),
+            "\"v1\"",
+        ))));
         let stats = Arc::new(Stats::default());
         let cfg = CrawlerConfig {
             politeness_delay_ms: 0,
@@ -517,8 +551,8 @@ mod tests {
         let (pages, images, r) = crawl(&c, Some(first.validators.clone())).await;
         assert_eq!((pages, images, r.outcome), (1, 0, PageOutcome::Unchanged));
         assert_eq!(stats.get(Counter::PagesNotModified), 1);
-        // A new ETag, the same content: found unchanged by its digest.
-        *site.0.lock().unwrap() = (html(""), "\"v2\"");
+        // A new ETag, the same content but for the footer's clock: found unchanged.
+        *site.0.lock().unwrap() = (html("<p>Server time 07:32:09</p>"), "\"v2\"");
         let (pages, images, r) = crawl(&c, Some(first.validators.clone())).await;
         assert_eq!((pages, images, r.outcome), (1, 0, PageOutcome::Unchanged));
         assert_eq!(stats.get(Counter::PagesUnchanged), 1);

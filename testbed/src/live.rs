@@ -17,6 +17,10 @@
 //!   `If-Modified-Since`; odd threads send no validators;
 //! - `/board/{b}` sends no validators at all, so change shows only in content.
 //!
+//! Boards and threads end with a footer that changes on every request (server time, users
+//! online), as on most forums: a crawler that judges change by the raw text sees every page
+//! change all the time.
+//!
 //! `Last-Modified` has one-second precision, so two versions of a thread can
 //! share it. The forum never answers 304 when that could hide a change: a
 //! thread changed twice within one second answers `If-Modified-Since` equal to
@@ -453,14 +457,15 @@ impl Core {
         if path == "/" {
             return index(&state, headers);
         }
+        let footer = footer(&state);
         if let Some(b) = path.strip_prefix("/board/").and_then(number) {
             if (1..=BOARDS).contains(&b) {
-                return html(board(&state, b));
+                return html(board(&state, b).replace("</body>", &format!("{footer}</body>")));
             }
         }
         if let Some(n) = path.strip_prefix("/t/").and_then(number) {
             if let Some(thread) = state.threads.get(&n).filter(|t| !t.down) {
-                return thread_response(n, thread, headers);
+                return thread_response(n, thread, headers, &footer);
             }
         }
         if let Some(name) = path
@@ -620,6 +625,19 @@ fn planted_html(plant: &Planted, image: &str) -> String {
     }
 }
 
+/// What every board and thread page ends with, as on most forums: the server's clock and a
+/// count of users online, different on every request. (The index, with its `ETag`, has none.)
+fn footer(state: &State) -> String {
+    let secs = unix_secs(SystemTime::now());
+    let online = (state.requests.len() as u64 * 7 + 13) % 97 + 3;
+    format!(
+        "<p class=\"footer\">Server time: {:02}:{:02}:{:02} &middot; {online} users online</p>\n",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// The page of thread `n`.
 fn thread_page(n: u64, thread: &Thread) -> String {
     let mut body = format!(
@@ -647,13 +665,14 @@ fn thread_page(n: u64, thread: &Thread) -> String {
 
 /// Thread `n`'s response: even threads carry `Last-Modified` and answer a
 /// satisfied `If-Modified-Since` with 304; odd threads have no validators.
-fn thread_response(n: u64, thread: &Thread, headers: &HeaderMap) -> Response {
+fn thread_response(n: u64, thread: &Thread, headers: &HeaderMap, footer: &str) -> Response {
     let content_type = (
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    let body = thread_page(n, thread).replace("</body>", &format!("{footer}</body>"));
     if n % 2 == 1 {
-        return ([content_type], thread_page(n, thread)).into_response();
+        return ([content_type], body).into_response();
     }
     let last_modified = (
         header::LAST_MODIFIED,
@@ -672,7 +691,7 @@ fn thread_response(n: u64, thread: &Thread, headers: &HeaderMap) -> Response {
     if since.is_some_and(|s| thread.not_modified(s)) {
         return (StatusCode::NOT_MODIFIED, [last_modified]).into_response();
     }
-    ([content_type, last_modified], thread_page(n, thread)).into_response()
+    ([content_type, last_modified], body).into_response()
 }
 
 /// The image named `name` (`{n}` or `{n}-{r}`), unless its thread is gone.
