@@ -479,7 +479,7 @@ impl Frontier {
         let spacing = 3_600_000 / u64::from(cfg.site_revisits_per_hour.max(1));
         while !bus.is_closed() {
             let now = schedule::now_ms();
-            let due = match store.take_due(now, BATCH, cfg.lease_ms(0)).await {
+            let due = match store.take_due(now, BATCH).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "recrawl schedule unavailable");

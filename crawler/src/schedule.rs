@@ -15,7 +15,7 @@
 //! - failures back off like unchanged pages: a page taken down costs one request per
 //!   `max_interval_secs`.
 //!
-//! Times are Unix milliseconds. Taking a due row leases it (its due time moves one interval
+//! Times are Unix milliseconds. Taking a due row leases it (its due time moves two intervals
 //! ahead), so a revisit lost with a crashed process is retried, and several frontiers sharing
 //! a PostgreSQL store never take the same row at once.
 
@@ -84,21 +84,11 @@ impl RecrawlConfig {
         };
         first.clamp(min, max)
     }
-
-    /// How long a taken revisit is leased: its interval, but never under ten minutes (or
-    /// the longest interval, if that is shorter), so a crawl backlog does not get the same
-    /// page requested again and again.
-    pub fn lease_ms(&self, interval_ms: u64) -> u64 {
-        interval_ms.max(Self::ms(self.max_interval_secs).min(LEASE_FLOOR_MS))
-    }
 }
 
 /// Revisits without fresh links after which a page found to be an entry page is an ordinary
 /// page again (seeds stay entry pages).
 pub const ENTRY_PATIENCE: u32 = 8;
-
-/// Shortest lease of a taken revisit (see [`RecrawlConfig::lease_ms`]).
-const LEASE_FLOOR_MS: u64 = 600_000;
 
 /// A page to add to the schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,14 +167,10 @@ pub struct SiteStatus {
 pub trait ScheduleStore: Send + Sync {
     /// Adds pages (a page already scheduled keeps its row).
     async fn schedule(&self, pages: &[NewPage]) -> Result<(), StoreError>;
-    /// Takes up to `limit` rows due at `now_ms`, leasing each for one interval, and at least
-    /// `lease_floor_ms`.
-    async fn take_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        lease_floor_ms: u64,
-    ) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// Takes up to `limit` rows due at `now_ms`, leasing each for two intervals: its report
+    /// sets the real next visit; a revisit lost (or stuck behind a crawl backlog) is requested
+    /// again when the lease runs out.
+    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError>;
     /// Makes every page never fetched yet due now (their requests died with an embedded
     /// bus); returns how many.
     async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError>;
@@ -532,7 +518,6 @@ mod tests {
             ..cfg()
         };
         assert_eq!(c.first_interval_ms(3), 60_000);
-        assert_eq!(c.lease_ms(60_000), 600_000);
     }
 
     #[test]

@@ -83,12 +83,7 @@ impl ScheduleStore for SqliteStore {
         })
     }
 
-    async fn take_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        lease_floor_ms: u64,
-    ) -> Result<Vec<ScheduleRow>, StoreError> {
+    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rows = {
@@ -102,9 +97,8 @@ impl ScheduleStore for SqliteStore {
             };
             for r in &rows {
                 tx.execute(
-                    "UPDATE frontier_schedule SET due_ms = ?2 + max(interval_ms, ?3)
-                     WHERE digest = ?1",
-                    rusqlite::params![key(r.digest), i(now_ms), i(lease_floor_ms)],
+                    "UPDATE frontier_schedule SET due_ms = ?2 + 2 * interval_ms WHERE digest = ?1",
+                    rusqlite::params![key(r.digest), i(now_ms)],
                 )?;
             }
             tx.commit()?;
@@ -340,18 +334,13 @@ impl ScheduleStore for PgStore {
         Ok(())
     }
 
-    async fn take_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        lease_floor_ms: u64,
-    ) -> Result<Vec<ScheduleRow>, StoreError> {
+    async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError> {
         let c = self.client.lock().await;
         // SKIP LOCKED: frontiers taking due rows at once each get their own.
         let rows = c
             .query(
                 &format!(
-                    "UPDATE frontier_schedule s SET due_ms = $1 + GREATEST(s.interval_ms, $3)
+                    "UPDATE frontier_schedule s SET due_ms = $1 + 2 * s.interval_ms
                      FROM (SELECT digest FROM frontier_schedule WHERE due_ms <= $1
                            ORDER BY due_ms LIMIT $2 FOR UPDATE SKIP LOCKED) d
                      WHERE s.digest = d.digest
@@ -362,7 +351,7 @@ impl ScheduleStore for PgStore {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                &[&i(now_ms), &i(limit as u64), &i(lease_floor_ms)],
+                &[&i(now_ms), &i(limit as u64)],
             )
             .await?;
         let mut rows: Vec<ScheduleRow> = rows.iter().map(pg_row).collect();
@@ -548,20 +537,18 @@ mod tests {
             .unwrap();
         // Scheduling again keeps the row as it is.
         b.schedule(&[page(1, "s.test", 0, 999)]).await.unwrap();
-        assert!(a.take_due(99, 10, 0).await.unwrap().is_empty());
-        let due = a.take_due(150, 10, 0).await.unwrap();
+        assert!(a.take_due(99, 10).await.unwrap().is_empty());
+        let due = a.take_due(150, 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].digest, due[0].entry, due[0].depth), (1, true, 0));
-        // Leased: the other handle does not take it again before one interval has passed.
-        assert_eq!(b.take_due(200, 10, 0).await.unwrap().len(), 1); // only page 2
-        assert!(b.take_due(1_000, 10, 0).await.unwrap().is_empty());
-        assert_eq!(b.take_due(1_150, 10, 0).await.unwrap().len(), 1);
-        // Leases last at least the floor; pages never fetched are made due at once when the
-        // requests of a dead embedded bus are lost.
-        assert_eq!(b.take_due(4_000, 10, 5_000).await.unwrap().len(), 2);
-        assert!(b.take_due(8_999, 10, 0).await.unwrap().is_empty());
-        assert_eq!(a.refetch_unfetched(4_100).await.unwrap(), 2);
-        assert_eq!(a.take_due(4_100, 10, 0).await.unwrap().len(), 2);
+        // Leased for two intervals: the other handle does not take it again before then.
+        assert_eq!(b.take_due(200, 10).await.unwrap().len(), 1); // only page 2
+        assert!(b.take_due(2_149, 10).await.unwrap().is_empty());
+        assert_eq!(b.take_due(2_150, 10).await.unwrap().len(), 1);
+        // Pages never fetched are made due at once when the requests of a dead embedded bus
+        // are lost.
+        assert_eq!(a.refetch_unfetched(2_300).await.unwrap(), 1); // page 2 is due already
+        assert_eq!(a.take_due(2_300, 10).await.unwrap().len(), 2);
         let visit = Visit {
             digest: 1,
             site: "s.test".into(),
