@@ -100,6 +100,9 @@ pub struct Frontier {
 struct Recrawl {
     config: RecrawlConfig,
     budget: Mutex<Budget>,
+    /// The store holds requested pages but no schedule (state from before there was one):
+    /// pages already requested are put on the schedule as crawled pages link to them.
+    backfill: std::sync::atomic::AtomicBool,
 }
 
 /// A request admitted in memory, waiting to be claimed in the store and published.
@@ -156,6 +159,7 @@ impl Frontier {
             self.recrawl = Some(Recrawl {
                 budget: Mutex::new(Budget::new(&config)),
                 config,
+                backfill: Default::default(),
             });
         }
         self
@@ -201,6 +205,19 @@ impl Frontier {
         store.done(&done).await.map_err(store_failed)?;
         if !done.is_empty() {
             tracing::warn!(republished = done.len(), "republished unconfirmed requests");
+        }
+        if let Some(recrawl) = &self.recrawl {
+            let old_state = !self.lock().seen.is_empty();
+            if old_state && store.scheduled().await.map_err(store_failed)? == 0 {
+                tracing::warn!(
+                    "frontier state from before the recrawl schedule: pages already requested \
+                     are scheduled as crawled pages link to them (give the --seed URLs again \
+                     so that the crawl has somewhere to start)"
+                );
+                recrawl
+                    .backfill
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         if self.recrawl.is_some() && !bus.is_durable() {
             // First fetches still queued when the process stopped died with its queues.
@@ -286,10 +303,42 @@ impl Frontier {
             .map(|a| (a.url.clone(), depth))
             .collect();
         self.add_to_schedule(&pages).await?;
+        self.backfill(d, depth, &pages).await?;
         self.claim_and_publish(bus, admitted).await?;
         self.flag_mirrors(d).await?;
         let fresh = !pages.is_empty() || self.shows_recent_pages(d);
         self.revisited(d, fresh).await
+    }
+
+    /// While backfilling (see `Recrawl::backfill`): schedules the in-scope page links of `d`
+    /// that were requested before (the new ones, `admitted`, are scheduled already).
+    async fn backfill(
+        &self,
+        d: &Discovered,
+        depth: u32,
+        admitted: &[(Url, u32)],
+    ) -> Result<(), BusError> {
+        let Some(recrawl) = &self.recrawl else {
+            return Ok(());
+        };
+        if !recrawl.backfill.load(std::sync::atomic::Ordering::Relaxed)
+            || depth > self.config.max_depth
+        {
+            return Ok(());
+        }
+        let known: Vec<(Url, u32)> = {
+            let st = self.lock();
+            d.links
+                .iter()
+                .filter_map(|l| parse_absolute(l))
+                .filter(|u| st.seed_sites.contains(&site_of(u)) || self.followed(u))
+                .filter(|u| st.seen.contains(&digest(u)))
+                .filter(|u| !admitted.iter().any(|(a, _)| a == u))
+                .map(|u| (u, depth))
+                .collect()
+        };
+        // Not noted as recent: they are old pages, not fresh links.
+        self.schedule_rows(&known, schedule::now_ms()).await
     }
 
     /// Whether a report whose links changed links to pages admitted within the last two entry
@@ -361,14 +410,22 @@ impl Frontier {
     /// Puts newly requested pages on the schedule: first due one interval from now (when
     /// they are retried if their report never comes back).
     async fn add_to_schedule(&self, pages: &[(Url, u32)]) -> Result<(), BusError> {
+        if self.store.is_none() || self.recrawl.is_none() || pages.is_empty() {
+            return Ok(());
+        }
+        let now = schedule::now_ms();
+        self.note_recent(pages, now);
+        self.schedule_rows(pages, now).await
+    }
+
+    /// Schedule rows for `pages`, first due one interval after `now`.
+    async fn schedule_rows(&self, pages: &[(Url, u32)], now: u64) -> Result<(), BusError> {
         let (Some(store), Some(recrawl)) = (&self.store, &self.recrawl) else {
             return Ok(());
         };
         if pages.is_empty() {
             return Ok(());
         }
-        let now = schedule::now_ms();
-        self.note_recent(pages, now);
         let rows: Vec<NewPage> = pages
             .iter()
             .map(|(u, depth)| {
@@ -1069,6 +1126,54 @@ mod tests {
         dues.sort();
         assert_eq!(dues.len(), 20);
         assert!(dues.windows(2).all(|w| w[1] - w[0] == 6_000), "{dues:?}");
+    }
+
+    #[tokio::test]
+    async fn state_from_before_the_schedule_is_scheduled_as_it_is_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::SQLITE_FILE);
+        let open = |recrawl: bool| {
+            let path = path.clone();
+            async move {
+                let store = Box::new(crate::store::SqliteStore::open(&path).unwrap());
+                let cfg = RecrawlConfig {
+                    enabled: recrawl,
+                    ..Default::default()
+                };
+                Frontier::with_store(CrawlerConfig::default(), Arc::new(Stats::default()), store)
+                    .await
+                    .unwrap()
+                    .recrawling(cfg)
+            }
+        };
+        let report = Discovered {
+            from: "http://a.test/".into(),
+            depth: 0,
+            links: vec!["http://a.test/x".into(), "http://a.test/y".into()],
+            ..Default::default()
+        };
+        // An older frontier requested the seed, /x and /y, and kept no schedule.
+        let old = open(false).await;
+        let bus = EmbeddedBus::default();
+        old.seed(
+            &bus,
+            &Frontier::parse_seeds(&["http://a.test/".into()]).unwrap(),
+        )
+        .await
+        .unwrap();
+        old.handle(&bus, &report).await.unwrap();
+        assert_eq!(drain(&bus).await.len(), 3);
+        drop(old);
+        let f = open(true).await;
+        let bus = EmbeddedBus::default();
+        f.recover(&bus).await.unwrap();
+        let store = f.store.as_ref().unwrap();
+        assert_eq!(store.scheduled().await.unwrap(), 0);
+        // The seed's page is fetched again and still links to /x and /y: they go on the
+        // schedule, without being requested again now.
+        f.handle(&bus, &report).await.unwrap();
+        assert!(drain(&bus).await.is_empty());
+        assert_eq!(store.scheduled().await.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -171,6 +171,8 @@ pub trait ScheduleStore: Send + Sync {
     /// sets the real next visit; a revisit lost (or stuck behind a crawl backlog) is requested
     /// again when the lease runs out.
     async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError>;
+    /// How many pages are scheduled.
+    async fn scheduled(&self) -> Result<u64, StoreError>;
     /// Makes every page never fetched yet due now (their requests died with an embedded
     /// bus); returns how many.
     async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError>;

@@ -106,6 +106,15 @@ impl ScheduleStore for SqliteStore {
         })
     }
 
+    async fn scheduled(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM frontier_schedule", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(u)
+        })
+    }
+
     async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.with(|c| {
             c.execute(
@@ -359,6 +368,15 @@ impl ScheduleStore for PgStore {
         Ok(rows)
     }
 
+    async fn scheduled(&self) -> Result<u64, StoreError> {
+        let c = self.client.lock().await;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM frontier_schedule", &[])
+            .await?
+            .get(0);
+        Ok(u(n))
+    }
+
     async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError> {
         let c = self.client.lock().await;
         let n = c
@@ -537,6 +555,7 @@ mod tests {
             .unwrap();
         // Scheduling again keeps the row as it is.
         b.schedule(&[page(1, "s.test", 0, 999)]).await.unwrap();
+        assert_eq!(b.scheduled().await.unwrap(), 2);
         assert!(a.take_due(99, 10).await.unwrap().is_empty());
         let due = a.take_due(150, 10).await.unwrap();
         assert_eq!(due.len(), 1);
