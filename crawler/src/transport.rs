@@ -219,6 +219,18 @@ where
         .map_err(|e| FetchError::Tls(e.to_string()))
 }
 
+/// A failed exchange: the connection dropping before the response was complete is a failure
+/// of the way there (a proxy or circuit that died, a reset), retried like a failed connect;
+/// anything else is the site speaking bad HTTP.
+fn http_error(e: hyper::Error) -> FetchError {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || io {
+        FetchError::Connect(format!("connection lost mid-response: {e}"))
+    } else {
+        FetchError::Http(e.to_string())
+    }
+}
+
 /// Longest `ETag` or `Last-Modified` value kept and sent back.
 pub const MAX_VALIDATOR_BYTES: usize = 256;
 
@@ -267,10 +279,7 @@ where
         .body(http_body_util::Empty::new())
         .map_err(|_| FetchError::BadUrl)?;
     let result = async {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(http_error)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         if let Some(len) = headers
@@ -285,7 +294,7 @@ where
         let mut body = resp.into_body();
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| FetchError::Http(e.to_string()))?;
+            let frame = frame.map_err(http_error)?;
             if let Ok(data) = frame.into_data() {
                 if out.len() + data.len() > limits.max_body_bytes {
                     return Err(FetchError::BodyTooLarge(limits.max_body_bytes));
@@ -338,6 +347,39 @@ mod tests {
         let r = http_get(tcp, &url, "ua", &limits).await.unwrap();
         assert_eq!(r.status, 304);
         server.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_mid_response_is_a_transport_failure_not_bad_http() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for reply in [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial"[..],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+                b"NOT HTTP AT ALL\r\n\r\n",
+            ] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                s.write_all(reply).await.unwrap();
+                // Dropped: the connection closes before the body is complete.
+            }
+        });
+        let url = Url::parse(&format!("http://{addr}/")).unwrap();
+        for expect_connect in [true, true, false] {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let e = http_get(tcp, &url, "ua", &Limits::default())
+                .await
+                .unwrap_err();
+            let is_connect = matches!(e, FetchError::Connect(_));
+            assert_eq!(is_connect, expect_connect, "{e:?}");
+            assert_eq!(
+                crate::health::is_transient(&e),
+                expect_connect,
+                "retried only when the connection was lost: {e:?}"
+            );
+        }
     }
 
     #[tokio::test]
