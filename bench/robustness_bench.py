@@ -40,7 +40,9 @@ EXTRA_NEGATIVE = ["binary_blobs", "checkerboard", "logo", "microaneurysms",
 
 # Transforms a matcher of global perceptual hashes is expected to survive.
 BENIGN_PREFIXES = ("jpeg-", "resize-", "brightness", "grayscale", "blur-", "webp")
-NEGATIVE_GROUPS = ("same-camera", "other-camera", "unrelated")
+NEGATIVE_GROUPS = ("same-car", "same-camera", "other-camera", "unrelated")
+# Recall on edited copies at which the peers' false alerts are reported.
+PEER_RECALL = 0.95
 BATCH = 200
 INF = math.inf
 
@@ -160,20 +162,22 @@ def run_leakwatch(binary, work, paths):
     t = time.monotonic()
     for i in range(0, len(paths), BATCH):
         batch = paths[i:i + BATCH]
-        p = subprocess.run([binary, "--data-dir", data, "match", "--json", "--top", "3", *batch],
+        p = subprocess.run([binary, "--data-dir", data, "match", "--json", "--top", "4", *batch],
                            cwd=work, check=True, capture_output=True, text=True)
         for line in p.stdout.splitlines():
             if not line.strip():
                 continue
             rec = json.loads(line)
             matches = rec.get("matches") or []
+            alert = rec.get("alert")
             if "error" in rec or not matches:
                 out[rec["path"]] = {"label": None, "score": INF, "matched": False,
-                                    "error": rec.get("error")}
+                                    "alert": None, "error": rec.get("error")}
             else:
                 m = matches[0]
                 out[rec["path"]] = {"label": m["label"], "score": float(m["distance"]),
-                                    "matched": bool(m.get("matched"))}
+                                    "matched": bool(alert and alert["kind"] == "image"),
+                                    "alert": alert, "matches": matches}
     t_match = time.monotonic() - t
     missing = [p for p in paths if p not in out]
     for p in missing:
@@ -251,14 +255,42 @@ def evaluate(res, queries, transforms, has_operating_point):
         "errors": sum(1 for p in queries if res[p].get("error")),
     }
     if has_operating_point:
-        ev["recall_operating_point"] = rows(lambda p: correct(p) and res[p]["matched"])
-        fp = {g: 0 for g in NEGATIVE_GROUPS}
-        for p in negative:
-            if res[p]["matched"]:
-                fp[queries[p]["group"]] += 1
-        fp["wrong-label"] = sum(1 for p in found if res[p]["matched"] and not correct(p))
-        ev["false_positives_operating_point"] = fp
+        def alerted(p, kind):
+            a = res[p].get("alert")
+            return bool(a) and a["kind"] == kind
+
+        def named_right(p):
+            return alerted(p, "image") and res[p]["alert"]["label"] == queries[p]["expected"]
+
+        ev["recall_operating_point"] = rows(named_right)
+        ev["alerts_operating_point"] = alert_counts(
+            queries, found, negative, lambda p: alerted(p, "image"), named_right,
+            lambda p: alerted(p, "scene"))
+    else:
+        # The threshold at which this method finds PEER_RECALL of the edited copies (its
+        # nearest stolen picture being the right one), and what it alerts on there.
+        # (Or, for a method that never gets that far, the threshold of its best recall.)
+        scores = sorted(res[p]["score"] for p in found if correct(p) and res[p]["score"] < INF)
+        k = min(math.ceil(PEER_RECALL * len(found)), len(scores)) - 1
+        t = scores[k] if k >= 0 else -1
+        ev["threshold_at_recall"] = {"recall": PEER_RECALL, "threshold": t}
+        ev["alerts_operating_point"] = alert_counts(
+            queries, found, negative, lambda p: res[p]["score"] <= t,
+            lambda p: correct(p) and res[p]["score"] <= t, lambda p: False)
     return ev
+
+
+def alert_counts(queries, found, negative, image, named_right, scene):
+    """Image alerts on negatives by group, image alerts naming the wrong photo on copies,
+    and scene alerts by group."""
+    out = {"recall": sum(1 for p in found if named_right(p)) / max(1, len(found))}
+    for g in NEGATIVE_GROUPS:
+        ps = [p for p in negative if queries[p]["group"] == g]
+        out[g] = {"of": len(ps), "image": sum(1 for p in ps if image(p)),
+                  "scene": sum(1 for p in ps if scene(p))}
+    out["wrong-photo"] = sum(1 for p in found if image(p) and not named_right(p))
+    out["copies-as-scene"] = sum(1 for p in found if scene(p))
+    return out
 
 
 def benign(t):
@@ -309,9 +341,21 @@ def print_report(r):
             if by else "nothing"
         print(f"  {m:<10} T = {ev['zero_fp_threshold']:g}   set by {by_s}"
               + (f"   errors {ev['errors']}" if ev["errors"] else ""))
-    fp = ms["leakwatch"]["false_positives_operating_point"]
-    print("leakwatch false positives at its operating point (matched): "
-          + ", ".join(f"{g} {n}" for g, n in fp.items()))
+    print()
+    print("alerts: leakwatch at its operating point; peers at the threshold that finds "
+          f"{100 * PEER_RECALL:.0f}% of the copies (or as many as they can)")
+    print(f"{'method':<11}{'recall':>8}{'wrong-photo':>13}"
+          + "".join(f"{g + ' img/scene':>26}" for g in NEGATIVE_GROUPS))
+    for m, ev in ms.items():
+        a = ev["alerts_operating_point"]
+        label = m + (f" (T={ev['threshold_at_recall']['threshold']:g})"
+                     if "threshold_at_recall" in ev else "")
+        print(f"{label:<11}{100 * a['recall']:7.1f}%{a['wrong-photo']:>13}"
+              + "".join(f"{str(a[g]['image']) + ' / ' + str(a[g]['scene']) + ' of ' + str(a[g]['of']):>26}"
+                        for g in NEGATIVE_GROUPS))
+    lw = ms["leakwatch"]["alerts_operating_point"]
+    print(f"leakwatch copies reported as scene sightings instead of named: "
+          f"{lw['copies-as-scene']}")
     t = r["times"]
     print(f"time: generate {t['generate']:.1f} s; leakwatch import {t['leakwatch']['import']:.1f} s "
           f"+ match {t['leakwatch']['match']:.1f} s; phash16 {t['phash16']['total']:.1f} s; "

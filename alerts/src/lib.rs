@@ -52,6 +52,32 @@ pub fn image(
         detected_at: schema::now_rfc3339(),
         page_fetched_at: None,
         listed_at: None,
+        context: Vec::new(),
+    }
+}
+
+/// A scene alert: the found image at `url` (on `page_url`) is a frame of the camera whose
+/// cluster is `cluster`, and none of the stolen photos; `nearest` are the nearest stolen
+/// photos (context for the analyst, not a claim).
+pub fn scene(
+    cluster: &str,
+    url: &str,
+    page_url: Option<&str>,
+    distance: u32,
+    nearest: &[String],
+) -> Alert {
+    Alert {
+        id: Alert::id_for(AlertKind::Scene, cluster, url),
+        kind: AlertKind::Scene,
+        url: url.to_string(),
+        page_url: page_url.map(str::to_string),
+        label: cluster.to_string(),
+        distance,
+        algorithm: "pdq+grid".to_string(),
+        detected_at: schema::now_rfc3339(),
+        page_fetched_at: None,
+        listed_at: None,
+        context: nearest.to_vec(),
     }
 }
 
@@ -68,6 +94,7 @@ pub fn text(label: &str, page_url: &str) -> Alert {
         detected_at: schema::now_rfc3339(),
         page_fetched_at: None,
         listed_at: None,
+        context: Vec::new(),
     }
 }
 

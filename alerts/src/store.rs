@@ -143,6 +143,7 @@ mod tests {
             detected_at: "2026-01-01T00:00:00Z".into(),
             page_fetched_at: None,
             listed_at: None,
+            context: Vec::new(),
         }
     }
 

@@ -110,6 +110,7 @@ fn alert(label: &str) -> Alert {
         detected_at: schema::now_rfc3339(),
         page_fetched_at: None,
         listed_at: None,
+        context: Vec::new(),
     }
 }
 

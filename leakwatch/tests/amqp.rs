@@ -683,6 +683,7 @@ async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
         detected_at: schema::now_rfc3339(),
         page_fetched_at: None,
         listed_at: None,
+        context: Vec::new(),
     };
     bus::publish_msg(&bus, schema::names::ALERTS_EXCHANGE, "alert.image", &alert)
         .await

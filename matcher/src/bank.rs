@@ -8,7 +8,11 @@
 //! record = label (u16 length + UTF-8) | source sha256 (32) | width u32 | height u32
 //!        | imported_at (u16 length + RFC 3339) | flags u8 | quality u8
 //!        | region count u8 | region hashes (32 each) | [legacy dct256 (32), skipped] | [signature]
+//!        | [colour grid (288)]
 //! ```
+//!
+//! Optional parts are present when their flag is set; a bank written before the colour grid
+//! existed reads as fingerprints without one (judged on luminance alone).
 //!
 //! All integers little-endian. The file is written atomically (temporary file, fsync, rename)
 //! and its checksum is verified on open, so a torn or corrupted bank is a clear error, never a
@@ -29,8 +33,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::colour::ColourGrid;
 use crate::grid::Signature;
 use crate::hashing::Hash256;
+use crate::lookup::LookupError;
 
 pub const BANK_FILE: &str = "fingerprints.bank";
 pub const JOURNAL_FILE: &str = "fingerprints.journal";
@@ -47,6 +53,7 @@ const MAX_REGIONS: usize = 16;
 const FLAG_LEGACY_DCT256: u8 = 1;
 const FLAG_SIGNATURE: u8 = 2;
 const FLAG_FROM_HASHES: u8 = 4;
+const FLAG_COLOUR: u8 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BankError {
@@ -97,6 +104,9 @@ pub struct Fingerprint {
     /// The verification signature ([`crate::grid`]).
     #[serde(skip)]
     pub signature: Option<Signature>,
+    /// The colour print ([`crate::colour`]); `None` for a grey photo or a bare hash.
+    #[serde(skip)]
+    pub colour: Option<ColourGrid>,
 }
 
 fn hex_list<S: serde::Serializer>(v: &[Hash256], s: S) -> Result<S::Ok, S::Error> {
@@ -132,6 +142,9 @@ impl Fingerprint {
         if self.source == Source::Hashes {
             flags |= FLAG_FROM_HASHES;
         }
+        if self.colour.is_some() {
+            flags |= FLAG_COLOUR;
+        }
         out.push(flags);
         out.push(self.quality);
         let n = self.regions.len().min(MAX_REGIONS);
@@ -141,6 +154,9 @@ impl Fingerprint {
         }
         if let Some(s) = &self.signature {
             out.extend_from_slice(&s.to_bytes());
+        }
+        if let Some(c) = &self.colour {
+            out.extend_from_slice(&c.to_bytes());
         }
     }
 
@@ -171,6 +187,14 @@ impl Fingerprint {
         } else {
             None
         };
+        let colour = if flags & FLAG_COLOUR != 0 {
+            Some(
+                ColourGrid::from_bytes(r.take(crate::colour::BYTES)?)
+                    .ok_or_else(|| format!("{label}: bad colour grid"))?,
+            )
+        } else {
+            None
+        };
         Ok(Fingerprint {
             label,
             sha256,
@@ -185,6 +209,7 @@ impl Fingerprint {
             quality,
             regions,
             signature,
+            colour,
         })
     }
 }
@@ -365,6 +390,12 @@ impl Bank {
         let sum = Sha256::digest(&bytes);
         bytes.extend_from_slice(&sum);
         datadir::replace(&path, &bytes)?;
+        drop(bytes);
+        // The lookup file is derived data: a failure leaves matchers reading the bank into
+        // memory (and trying again), not a failed import.
+        if let Err(e) = self.write_lookup_as(sum.into()) {
+            tracing::warn!(error = %e, "the bank's lookup file was not written");
+        }
         let journal = self.dir.join(JOURNAL_FILE);
         match std::fs::remove_file(&journal) {
             Ok(()) => datadir::sync_dir(&self.dir).map_err(io),
@@ -374,6 +405,26 @@ impl Bank {
                 source,
             }),
         }
+    }
+
+    /// Writes the lookup file ([`crate::lookup`]) for the bank file as saved.
+    pub fn write_lookup(&self) -> Result<(), LookupError> {
+        let path = self.dir.join(BANK_FILE);
+        match crate::lookup::bank_id(&path)? {
+            Some(id) => self.write_lookup_as(id),
+            None => Err(LookupError::Bad {
+                path,
+                reason: "no bank file to build a lookup file from".into(),
+            }),
+        }
+    }
+
+    fn write_lookup_as(&self, id: [u8; 32]) -> Result<(), LookupError> {
+        crate::lookup::write(
+            &self.dir.join(crate::lookup::LOOKUP_FILE),
+            id,
+            &self.fingerprints[..],
+        )
     }
 
     /// Opens the journal for appending new fingerprints of an import in progress.
@@ -599,6 +650,14 @@ mod tests {
                 );
                 Signature::of(&plane, &plane.full())
             }),
+            colour: sig
+                .then(|| {
+                    let rgb = image::RgbImage::from_fn(24, 24, |x, y| {
+                        image::Rgb([fill, (x * 10) as u8, (y * 10) as u8])
+                    });
+                    crate::colour::ColourGrid::of(crate::colour::Chroma::of(&rgb).as_ref())
+                })
+                .flatten(),
         }
     }
 

@@ -16,8 +16,11 @@
 //! Fingerprints imported as bare hashes (no signature) are decided by hash distance alone, at
 //! a stricter threshold.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use crate::colour::{Chroma, ColourGrid};
 use crate::grid::{self, Signature, Weights};
 use crate::hashing::{hamming, Hash256};
 use crate::views::{self, Orientation, Plane, Rect, View};
@@ -97,11 +100,14 @@ pub struct Prints {
     /// PDQ quality of the whole photo.
     pub quality: u8,
     pub signature: Signature,
+    /// Colour print, when the photo has colour.
+    pub colour: Option<ColourGrid>,
 }
 
 impl Prints {
-    /// Fingerprints a stolen photo.
-    pub fn of(plane: &Plane) -> Prints {
+    /// Fingerprints a stolen photo from its luminance plane and, if it has colour, its
+    /// chroma.
+    pub fn of(plane: &Plane, chroma: Option<&Chroma>) -> Prints {
         let full = plane.full();
         let mut quality = 0;
         let regions = Region::ALL
@@ -118,6 +124,7 @@ impl Prints {
             regions,
             quality,
             signature: Signature::of(plane, &full),
+            colour: ColourGrid::of(chroma),
         }
     }
 }
@@ -137,6 +144,8 @@ pub struct QueryHash {
 /// A found image prepared for matching.
 pub struct Query {
     pub plane: Plane,
+    /// Chroma of the found image, `None` when it is grey.
+    pub chroma: Option<Chroma>,
     pub views: Vec<View>,
     pub hashes: Vec<QueryHash>,
     /// PDQ quality of the whole image.
@@ -156,7 +165,9 @@ impl Query {
                 min_side: MIN_SIDE,
             });
         }
-        let q = Query::new(Plane::from_image(img, views::PLANE_SIDE));
+        let (plane, chroma) = Plane::with_chroma(img, views::PLANE_SIDE);
+        let mut q = Query::new(plane);
+        q.chroma = chroma;
         if q.quality < MIN_QUALITY {
             return Err(crate::ImageError::LowQuality {
                 quality: q.quality,
@@ -195,6 +206,7 @@ impl Query {
         }
         Query {
             plane,
+            chroma: None,
             views,
             hashes,
             quality,
@@ -379,6 +391,8 @@ pub struct Params {
     pub threshold: u32,
     /// Hash distance at or under which a signature-less fingerprint matches.
     pub hash_threshold: u32,
+    /// What the best candidate must also show to be named ([`crate::identity`]).
+    pub rules: crate::identity::Rules,
 }
 
 impl Default for Params {
@@ -389,25 +403,129 @@ impl Default for Params {
             siblings: 12,
             threshold: 20,
             hash_threshold: 20,
+            rules: crate::identity::Rules::default(),
         }
     }
 }
 
-/// A stolen photo as the engine sees it.
-pub struct Entry {
-    pub regions: Vec<Hash256>,
-    pub signature: Option<Signature>,
+/// What the bank says about one photo, learned from its siblings on first use.
+struct Learned {
+    weights: Weights,
+    /// Bank index naming the photo's camera cluster ([`Engine::cluster`]).
+    cluster: usize,
 }
 
-/// Bank-wide matching state: entries, their index and lazily computed weights.
+/// Photos whose [`Learned`] state is kept between images: the photos images keep coming
+/// back to (a breach is a few cameras), without holding state for every photo of a large
+/// bank.
+const LEARNED_CACHE: usize = 65_536;
+
+/// A stolen photo as the engine sees it.
+pub struct Entry {
+    pub label: String,
+    pub regions: Vec<Hash256>,
+    pub signature: Option<Signature>,
+    pub colour: Option<ColourGrid>,
+}
+
+/// Where the engine reads the fingerprints: parsed into memory (small banks, tests, an
+/// import in progress), or the bank's lookup file mapped in place ([`crate::lookup`]).
+enum Store {
+    Memory {
+        entries: Vec<Entry>,
+        /// Index entry → (fingerprint, region).
+        owners: Vec<(u32, Region)>,
+        index: Box<dyn HashIndex>,
+        /// Whole-photo hashes only, for sibling search.
+        wholes: Box<dyn HashIndex>,
+    },
+    Mapped(crate::lookup::Lookup),
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        match self {
+            Store::Memory { entries, .. } => entries.len(),
+            Store::Mapped(l) => l.len(),
+        }
+    }
+
+    /// The `k` nearest region hashes, as (fingerprint, region, distance).
+    fn nearest_regions(&self, q: &Hash256, k: usize) -> Vec<(u32, Region, u32)> {
+        match self {
+            Store::Memory { index, owners, .. } => index
+                .nearest(q, k)
+                .into_iter()
+                .map(|(e, d)| (owners[e as usize].0, owners[e as usize].1, d))
+                .collect(),
+            Store::Mapped(l) => l
+                .regions()
+                .nearest(q, k, 256)
+                .into_iter()
+                .filter_map(|(e, d)| l.owner(e).map(|(fp, r)| (fp, r, d)))
+                .collect(),
+        }
+    }
+
+    /// Region hashes within `radius`, as (fingerprint, region, distance).
+    fn regions_within(&self, q: &Hash256, radius: u32) -> Vec<(u32, Region, u32)> {
+        match self {
+            Store::Memory { index, owners, .. } => index
+                .within(q, radius)
+                .into_iter()
+                .map(|(e, d)| (owners[e as usize].0, owners[e as usize].1, d))
+                .collect(),
+            Store::Mapped(l) => l
+                .regions()
+                .within(q, radius)
+                .into_iter()
+                .filter_map(|(e, d)| l.owner(e).map(|(fp, r)| (fp, r, d)))
+                .collect(),
+        }
+    }
+
+    /// The `k` photos whose whole hashes are nearest to `q`.
+    fn nearest_wholes(&self, q: &Hash256, k: usize) -> Vec<(u32, u32)> {
+        match self {
+            Store::Memory { wholes, .. } => wholes.nearest(q, k),
+            Store::Mapped(l) => l.wholes().nearest(q, k, 256),
+        }
+    }
+
+    fn whole(&self, i: usize) -> Option<Hash256> {
+        match self {
+            Store::Memory { entries, .. } => entries.get(i)?.regions.first().copied(),
+            Store::Mapped(l) => l.whole(i),
+        }
+    }
+
+    fn signature(&self, i: usize) -> Option<Cow<'_, Signature>> {
+        match self {
+            Store::Memory { entries, .. } => entries.get(i)?.signature.as_ref().map(Cow::Borrowed),
+            Store::Mapped(l) => l.signature(i).map(Cow::Owned),
+        }
+    }
+
+    fn colour(&self, i: usize) -> Option<Cow<'_, ColourGrid>> {
+        match self {
+            Store::Memory { entries, .. } => entries.get(i)?.colour.as_ref().map(Cow::Borrowed),
+            Store::Mapped(l) => l.colour(i).map(Cow::Owned),
+        }
+    }
+
+    fn label(&self, i: usize) -> Option<String> {
+        match self {
+            Store::Memory { entries, .. } => entries.get(i).map(|e| e.label.clone()),
+            Store::Mapped(l) => (i < l.len()).then(|| l.label(i)),
+        }
+    }
+}
+
+/// Bank-wide matching state: the fingerprints, their indexes and what was learned about
+/// the photos matched lately.
 pub struct Engine {
-    entries: Vec<Entry>,
-    /// Index entry → (fingerprint, region).
-    owners: Vec<(u32, Region)>,
-    index: Box<dyn HashIndex>,
-    /// Whole-photo hashes only, for sibling search.
-    wholes: Box<dyn HashIndex>,
-    weights: Vec<OnceLock<Option<Weights>>>,
+    store: Store,
+    learned: Mutex<HashMap<u32, Arc<Option<Learned>>>>,
     pub params: Params,
 }
 
@@ -421,20 +539,48 @@ pub struct Scored {
     pub hash_distance: u32,
     pub matched: bool,
     pub verified: bool,
+    /// What verification saw, for the identity decision and for people asking why.
+    pub evidence: Evidence,
+}
+
+/// The measurements behind a verified score (all 0 = agrees; see [`grid`] and
+/// [`crate::colour`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Evidence {
+    /// Weighted disagreement on the coarse grid at the best frame.
+    pub coarse: f32,
+    /// Weighted disagreement on the fine grid there.
+    pub fine: f32,
+    /// Worst and second-worst block of the fine grid ([`grid::local`]).
+    pub local: f32,
+    pub local2: f32,
+    /// Colour distance of the worst block (chroma units) when both images have colour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<f32>,
+    /// Disagreement with the photo's camera background ([`grid::scene`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scene: Option<f32>,
 }
 
 impl Engine {
-    /// The engine for every fingerprint of `bank`, in bank order.
+    /// The engine for every fingerprint of `bank`, in bank order, in memory.
     pub fn from_bank(bank: &crate::Bank, params: Params) -> Engine {
         let entries = bank
             .fingerprints()
             .iter()
             .map(|fp| Entry {
+                label: fp.label.clone(),
                 regions: fp.regions.clone(),
                 signature: fp.signature.clone(),
+                colour: fp.colour.clone(),
             })
             .collect();
         Engine::new(entries, params)
+    }
+
+    /// The engine over a mapped lookup file ([`crate::lookup`]): nothing is copied.
+    pub fn mapped(lookup: crate::lookup::Lookup, params: Params) -> Engine {
+        Engine::over(Store::Mapped(lookup), params)
     }
 
     pub fn new(entries: Vec<Entry>, params: Params) -> Engine {
@@ -448,42 +594,86 @@ impl Engine {
             }
             wholes.push(e.regions.first().copied().unwrap_or([0; 32]));
         }
-        let weights = (0..entries.len()).map(|_| OnceLock::new()).collect();
-        Engine {
+        let store = Store::Memory {
             entries,
             owners,
             index: index_of(flat),
             wholes: index_of(wholes),
-            weights,
+        };
+        Engine::over(store, params)
+    }
+
+    fn over(store: Store, params: Params) -> Engine {
+        Engine {
+            store,
+            learned: Mutex::new(HashMap::new()),
             params,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.store.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    fn weights(&self, i: usize) -> Option<&Weights> {
-        self.weights[i]
-            .get_or_init(|| {
-                let own = self.entries[i].signature.as_ref()?;
-                let whole = self.entries[i].regions.first()?;
-                let sibs: Vec<&Signature> = self
-                    .wholes
-                    .nearest(whole, self.params.siblings + 1)
-                    .into_iter()
-                    .filter(|&(j, _)| j as usize != i)
-                    .filter_map(|(j, _)| self.entries[j as usize].signature.as_ref())
-                    .filter(|s| *s != own)
-                    .take(self.params.siblings)
-                    .collect();
-                Some(Weights::new(own, &sibs))
-            })
-            .as_ref()
+    /// Whether the fingerprints are read in place from a mapped lookup file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Store::Mapped(_))
+    }
+
+    /// The label of photo `i`.
+    pub fn label(&self, i: usize) -> Option<String> {
+        self.store.label(i)
+    }
+
+    /// What the bank says about photo `i` (see [`Learned`]), worked out on first use and
+    /// kept for the photos matched lately.
+    fn learned(&self, i: usize) -> Arc<Option<Learned>> {
+        let cache = || self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = cache().get(&(i as u32)) {
+            return l.clone();
+        }
+        let l = Arc::new(self.learn(i));
+        let mut c = cache();
+        if c.len() >= LEARNED_CACHE {
+            c.clear();
+        }
+        c.insert(i as u32, l.clone());
+        l
+    }
+
+    fn learn(&self, i: usize) -> Option<Learned> {
+        let own = self.store.signature(i)?;
+        let whole = self.store.whole(i)?;
+        let sibs: Vec<(usize, Cow<'_, Signature>)> = self
+            .store
+            .nearest_wholes(&whole, self.params.siblings + 1)
+            .into_iter()
+            .filter(|&(j, _)| j as usize != i)
+            .filter_map(|(j, _)| Some((j as usize, self.store.signature(j as usize)?)))
+            .filter(|(_, s)| **s != *own)
+            .take(self.params.siblings)
+            .collect();
+        let refs: Vec<&Signature> = sibs.iter().map(|(_, s)| s.as_ref()).collect();
+        let weights = Weights::new(&own, &refs);
+        // The camera's cluster: this photo and the siblings that share its background, named
+        // after the first of them in the bank.
+        let cluster = sibs
+            .iter()
+            .filter(|(_, s)| weights.shares_background(&own, s))
+            .map(|(j, _)| *j)
+            .chain([i])
+            .min()
+            .unwrap_or(i);
+        Some(Learned { weights, cluster })
+    }
+
+    /// The camera cluster of photo `i`: the bank index that names it.
+    pub fn cluster(&self, i: usize) -> usize {
+        self.learned(i).as_ref().as_ref().map_or(i, |l| l.cluster)
     }
 
     /// Candidates for `q`, verified, best first.
@@ -491,11 +681,10 @@ impl Engine {
         // Best retrieval distance per (fingerprint, view, orientation).
         let mut cands: Vec<(u32, u32, usize, Orientation)> = Vec::new();
         for qh in &q.hashes {
-            for (e, d) in self.index.nearest(&qh.hash, self.params.candidates) {
+            for (fp, region, d) in self.store.nearest_regions(&qh.hash, self.params.candidates) {
                 if d > self.params.radius {
                     break;
                 }
-                let (fp, region) = self.owners[e as usize];
                 // Regions compare with the same region; the whole view also with the centre.
                 let same =
                     region == qh.region || (qh.region == Region::Whole && region == Region::Centre);
@@ -510,24 +699,44 @@ impl Engine {
         cands.truncate(self.params.candidates);
 
         let mut oriented: Vec<Option<Plane>> = vec![None; 8];
+        let mut chroma: Vec<Option<Chroma>> = vec![None; 8];
         let mut best: std::collections::HashMap<u32, Scored> = std::collections::HashMap::new();
         for (d, fp, v, o) in cands {
             let i = fp as usize;
-            let scored = match self.weights(i) {
-                Some(w) => {
-                    let sig = self.entries[i]
-                        .signature
-                        .as_ref()
-                        .expect("weights imply signature");
+            let learned = self.learned(i);
+            let scored = match (learned.as_ref(), self.store.signature(i)) {
+                (Some(l), Some(sig)) => {
+                    let (w, sig) = (&l.weights, sig.as_ref());
                     let plane = oriented[o.index()].get_or_insert_with(|| q.plane.oriented(o));
                     let rect = orient_rect(&q.views[v].rect, &q.plane, o);
                     let occ = grid::Occlusion {
                         bands: views::overlay_bands(plane, &rect),
                     };
                     let ver = grid::verify(plane, &rect, sig, w, &occ);
-                    self.decide(i, d, Some(ver.score))
+                    let (local, local2) = grid::local(plane, &ver.frame, sig, w, &occ);
+                    let colour = match (self.store.colour(i), &q.chroma) {
+                        (Some(own), Some(found)) => {
+                            let c = chroma[o.index()].get_or_insert_with(|| found.oriented(o));
+                            own.distance(c, &ver.frame, &occ.bands)
+                        }
+                        _ => None,
+                    };
+                    let evidence = Evidence {
+                        coarse: ver.coarse,
+                        fine: ver.fine,
+                        local,
+                        local2,
+                        colour,
+                        // A fixed camera frames every crossing alike: the background is
+                        // checked where the view puts it, and where the car was aligned.
+                        scene: [ver.frame, grid::Frame::fit(&rect)]
+                            .iter()
+                            .filter_map(|f| grid::scene(plane, f, sig, w, &occ))
+                            .reduce(f32::min),
+                    };
+                    self.decide(i, d, Some((ver.score, evidence)))
                 }
-                None => self.decide(i, d, None),
+                _ => self.decide(i, d, None),
             };
             keep_best(&mut best, fp, scored);
         }
@@ -538,9 +747,9 @@ impl Engine {
 impl Engine {
     /// The decision for fingerprint `entry` retrieved at hash distance `d`: by its verified
     /// score (0–1, scaled to 0–256) when it has a signature, by `d` alone when it has none.
-    fn decide(&self, entry: usize, d: u32, verified: Option<f32>) -> Scored {
+    fn decide(&self, entry: usize, d: u32, verified: Option<(f32, Evidence)>) -> Scored {
         match verified {
-            Some(score) => {
+            Some((score, evidence)) => {
                 let distance = (score * 256.0).round() as u32;
                 Scored {
                     entry,
@@ -548,6 +757,7 @@ impl Engine {
                     hash_distance: d,
                     matched: distance <= self.params.threshold,
                     verified: true,
+                    evidence,
                 }
             }
             None => Scored {
@@ -556,6 +766,7 @@ impl Engine {
                 hash_distance: d,
                 matched: d <= self.params.hash_threshold,
                 verified: false,
+                evidence: Evidence::default(),
             },
         }
     }
@@ -567,20 +778,27 @@ impl Engine {
         let mut best: std::collections::HashMap<u32, Scored> = std::collections::HashMap::new();
         for v in views {
             for (mirrored, hash) in [(false, &v.pdq), (true, &v.pdq_mirror)] {
-                for (e, d) in self.index.within(hash, self.params.radius) {
-                    let (fp, region) = self.owners[e as usize];
+                for (fp, region, d) in self.store.regions_within(hash, self.params.radius) {
                     if !matches!(region, Region::Whole | Region::Centre) {
                         continue;
                     }
                     let i = fp as usize;
-                    let scored = match (self.weights(i), &self.entries[i].signature) {
-                        (Some(w), Some(own)) => {
+                    let learned = self.learned(i);
+                    let scored = match (learned.as_ref(), self.store.signature(i)) {
+                        (Some(l), Some(own)) => {
+                            let (w, own) = (&l.weights, own.as_ref());
                             let found = if mirrored {
                                 v.signature.mirrored()
                             } else {
                                 v.signature.clone()
                             };
-                            self.decide(i, d, Some(grid::compare(&found, own, w)))
+                            let score = grid::compare(&found, own, w);
+                            let evidence = Evidence {
+                                coarse: score,
+                                fine: score,
+                                ..Evidence::default()
+                            };
+                            self.decide(i, d, Some((score, evidence)))
                         }
                         _ => self.decide(i, d, None),
                     };

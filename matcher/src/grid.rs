@@ -109,9 +109,11 @@ impl Steps {
         out
     }
 
-    /// Per-step weights given the siblings' steps (see the module docs).
-    fn weights(&self, siblings: &[&Steps]) -> (Vec<f32>, f32) {
+    /// Per-step weights given the siblings' steps (see the module docs), their total, and the
+    /// mask of the strong steps most siblings share (the camera's background).
+    fn weights(&self, siblings: &[&Steps]) -> (Vec<f32>, f32, Vec<u64>) {
         let mut w = vec![0f32; steps(self.n)];
+        let mut background = vec![0u64; words(self.n)];
         for (i, wi) in w.iter_mut().enumerate() {
             if !bit(&self.strong, i) {
                 continue;
@@ -126,12 +128,15 @@ impl Steps {
                     .count();
                 n as f32 / siblings.len() as f32
             };
+            if shared >= 0.5 {
+                background[i / 64] |= 1 << (i % 64);
+            }
             // Every strong step keeps a floor of weight, so a photo whose siblings happen to
             // share most of it is still judged on many steps, not a lucky few.
             *wi = WEIGHT_FLOOR + (1.0 - WEIGHT_FLOOR) * (1.0 - shared).powi(2);
         }
         let total = w.iter().sum();
-        (w, total)
+        (w, total, background)
     }
 }
 
@@ -202,6 +207,10 @@ pub struct Weights {
     coarse: Vec<f32>,
     coarse_total: f32,
     fine: Vec<f32>,
+    /// Strong coarse steps that most siblings share: the scene, not the car.
+    background: Vec<u64>,
+    /// The same on the fine grid: the camera's fixed edges (booth, pole, signs).
+    fine_background: Vec<u64>,
 }
 
 impl Weights {
@@ -209,12 +218,14 @@ impl Weights {
     pub fn new(own: &Signature, siblings: &[&Signature]) -> Weights {
         let c: Vec<&Steps> = siblings.iter().map(|s| &s.coarse).collect();
         let f: Vec<&Steps> = siblings.iter().map(|s| &s.fine).collect();
-        let (coarse, coarse_total) = own.coarse.weights(&c);
-        let (fine, _) = own.fine.weights(&f);
+        let (coarse, coarse_total, background) = own.coarse.weights(&c);
+        let (fine, _, fine_background) = own.fine.weights(&f);
         Weights {
             coarse,
             coarse_total,
             fine,
+            background,
+            fine_background,
         }
     }
 
@@ -222,12 +233,25 @@ impl Weights {
     pub fn total(&self) -> f32 {
         self.coarse_total
     }
+
+    /// Whether `other` (a photo's signature) has this photo's background: at least
+    /// [`SAME_SCENE`] of its background steps, with the same sign.
+    pub fn shares_background(&self, own: &Signature, other: &Signature) -> bool {
+        let (mut n, mut same) = (0u32, 0u32);
+        for (w, bg) in self.background.iter().enumerate() {
+            n += bg.count_ones();
+            same += (bg & !(own.coarse.sign[w] ^ other.coarse.sign[w])).count_ones();
+        }
+        n >= MIN_WEIGHT as u32 && same as f32 >= SAME_SCENE * n as f32
+    }
 }
 
 /// Below this much weight in view, a score says nothing.
 const MIN_WEIGHT: f32 = 40.0;
 /// What a step outside the found image counts as (a coin toss would be 0.5).
 const OUT_OF_VIEW: f32 = 0.3;
+/// Share of a photo's background steps another frame must agree on to be of its camera.
+pub const SAME_SCENE: f32 = 0.8;
 /// Weight of a strong step that every sibling shares.
 const WEIGHT_FLOOR: f32 = 0.15;
 
@@ -342,6 +366,100 @@ fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &
     bad / seen
 }
 
+/// Cells per side of a block in [`local`]: a plate or a face at the fine grid.
+const BLOCK: usize = 6;
+/// Weight a block needs in view to be judged on its own.
+const MIN_BLOCK_WEIGHT: f32 = 4.0;
+
+/// The step `k` of an `n`-grid as (cell row, cell column) of its first cell.
+fn step_cell(k: usize, n: usize) -> (usize, usize) {
+    let h = n * (n - 1);
+    if k < h {
+        (k / (n - 1), k % (n - 1))
+    } else {
+        ((k - h) / n, (k - h) % n)
+    }
+}
+
+/// Weighted disagreement of the worst and second-worst [`BLOCK`]-cell block of the grid
+/// under `frame`: a copy disagrees a little everywhere (noise, compression), another car of
+/// the same model disagrees a lot where it differs (its plate, its driver) and nowhere
+/// else, which a score over the whole frame averages away.
+pub fn local(
+    plane: &Plane,
+    frame: &Frame,
+    own: &Signature,
+    weights: &Weights,
+    occluded: &Occlusion,
+) -> (f32, f32) {
+    let (own, weights) = (&own.fine, &weights.fine);
+    let n = own.n;
+    let per = n.div_ceil(BLOCK);
+    let (sig, valid) = sample(plane, frame, n);
+    let mut bad = vec![0f32; per * per];
+    let mut seen = vec![0f32; per * per];
+    for (w, (&strong, &valid_w)) in own.strong.iter().zip(&valid).enumerate() {
+        let diff = sig.sign[w] ^ own.sign[w];
+        let mut bits = strong;
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let k = w * 64 + b;
+            let wt = weights[k];
+            if wt == 0.0 || valid_w >> b & 1 == 0 || occluded.hides(k, n, frame) {
+                continue;
+            }
+            let (row, col) = step_cell(k, n);
+            let blk = (row / BLOCK) * per + col / BLOCK;
+            seen[blk] += wt;
+            if diff >> b & 1 == 1 {
+                bad[blk] += wt;
+            }
+        }
+    }
+    let mut scores: Vec<f32> = bad
+        .iter()
+        .zip(&seen)
+        .filter(|(_, &s)| s >= MIN_BLOCK_WEIGHT)
+        .map(|(b, s)| b / s)
+        .collect();
+    scores.sort_by(|a, b| b.total_cmp(a));
+    (
+        scores.first().copied().unwrap_or(0.0),
+        scores.get(1).copied().unwrap_or(0.0),
+    )
+}
+
+/// Disagreement of the found image under `frame` with the stolen photo's background (the
+/// strong fine steps its siblings share: the edges of the booth, the pole, the signs): low
+/// for any frame of the same camera, high for another scene, however alike in layout.
+/// `None` when too little background is in view to say.
+pub fn scene(
+    plane: &Plane,
+    frame: &Frame,
+    own: &Signature,
+    weights: &Weights,
+    occluded: &Occlusion,
+) -> Option<f32> {
+    let n = own.fine.n;
+    let (sig, valid) = sample(plane, frame, n);
+    let (mut bad, mut seen) = (0u32, 0u32);
+    for (w, &bg) in weights.fine_background.iter().enumerate() {
+        let mut bits = bg & valid[w];
+        let diff = sig.sign[w] ^ own.fine.sign[w];
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if occluded.hides(w * 64 + b, n, frame) {
+                continue;
+            }
+            seen += 1;
+            bad += (diff >> b & 1) as u32;
+        }
+    }
+    (seen >= MIN_WEIGHT as u32).then(|| bad as f32 / seen as f32)
+}
+
 /// Rows of the found image hidden by an overlay (a text banner), as plane y ranges.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Occlusion {
@@ -400,6 +518,7 @@ pub struct Verified {
     pub score: f32,
     pub coarse: f32,
     pub fine: f32,
+    /// Where the photo sits in the found image (at the fine grid's best offset).
     pub frame: Frame,
 }
 
@@ -489,21 +608,25 @@ pub fn verify(
     }
     let fine_at = |f: &Frame| score(plane, f, &own.fine, &weights.fine, occluded);
     let (dx, dy) = (best.w / FINE as f32 / 2.0, best.h / FINE as f32 / 2.0);
-    let mut fine = f32::INFINITY;
+    let (mut fine, mut fine_frame) = (f32::INFINITY, best);
     for oy in [-dy, 0.0, dy] {
         for ox in [-dx, 0.0, dx] {
-            fine = fine.min(fine_at(&Frame {
+            let f = Frame {
                 cx: best.cx + ox,
                 cy: best.cy + oy,
                 ..best
-            }));
+            };
+            let s = fine_at(&f);
+            if s < fine {
+                (fine, fine_frame) = (s, f);
+            }
         }
     }
     Verified {
         score: best_score.max(fine),
         coarse: best_score,
         fine,
-        frame: best,
+        frame: fine_frame,
     }
 }
 

@@ -222,6 +222,7 @@ pub fn import_hashes(
             quality: 0,
             regions: vec![hash],
             signature: None,
+            colour: None,
         };
         if bank.insert(fp) {
             report.added += 1;

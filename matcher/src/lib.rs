@@ -16,10 +16,13 @@
 //! `leakwatch match` reports the same decision the running matcher alerts on.
 
 pub mod bank;
+pub mod colour;
 pub mod engine;
 pub mod grid;
 pub mod hashing;
+pub mod identity;
 pub mod import;
+pub mod lookup;
 pub mod mih;
 pub mod pdq;
 pub mod retrohunt;
@@ -108,6 +111,9 @@ pub struct Candidate {
     pub matched: bool,
     /// `pdq+grid` (verified) or `pdq` (hash only).
     pub algorithm: String,
+    /// The measurements behind a verified score.
+    #[serde(skip_serializing_if = "Option::is_none", default, skip_deserializing)]
+    pub evidence: Option<engine::Evidence>,
 }
 
 /// The `algorithm` of a decision: `pdq+grid` when the signature verified it, `pdq` for a
@@ -117,6 +123,33 @@ pub fn algorithm_name(verified: bool) -> &'static str {
         "pdq+grid"
     } else {
         "pdq"
+    }
+}
+
+/// The alert one found image deserves, if any ([`identity`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Sighted {
+    /// A copy of the stolen photo `label`.
+    Image {
+        label: String,
+        distance: u32,
+        algorithm: String,
+    },
+    /// A frame of a stolen photo's camera that is none of the stolen photos: `label` names
+    /// the camera's cluster (`cluster-` and the label of its first photo in the bank),
+    /// `nearest` lists the nearest stolen photos, nearest first.
+    Scene {
+        label: String,
+        distance: u32,
+        nearest: Vec<String>,
+    },
+}
+
+impl Sighted {
+    /// The label a scene alert carries for the cluster named by photo `label`.
+    pub fn cluster_label(label: &str) -> String {
+        format!("cluster-{label}")
     }
 }
 
@@ -130,12 +163,13 @@ pub struct Outcome {
     pub hashes: Vec<engine::SightingHash>,
     /// Nearest first.
     pub candidates: Vec<Candidate>,
+    /// The one alert this image deserves, if any.
+    pub sighted: Option<Sighted>,
 }
 
 /// Decodes, hashes and matches image bytes, listing the `k` best candidates.
 pub fn match_bytes(
     bytes: &[u8],
-    bank: &Bank,
     engine: &engine::Engine,
     config: &MatcherConfig,
     k: usize,
@@ -149,16 +183,19 @@ pub fn match_bytes(
         .and_then(|r| r.into_dimensions().ok())
         .unwrap_or((img.width(), img.height()));
     let query = engine::Query::from_image(&img)?;
-    let candidates = engine
-        .score(&query, k)
+    let scored = engine.score(&query, k.max(engine.params.candidates));
+    let sighted = sighted(engine, &scored);
+    let candidates = scored
         .into_iter()
+        .take(k)
         .filter_map(|s| {
-            bank.get(s.entry).map(|fp| Candidate {
-                label: fp.label.clone(),
+            engine.label(s.entry).map(|label| Candidate {
+                label,
                 distance: s.distance,
                 hash_distance: s.hash_distance,
                 matched: s.matched,
                 algorithm: algorithm_name(s.verified).to_string(),
+                evidence: s.verified.then_some(s.evidence),
             })
         })
         .collect();
@@ -167,7 +204,26 @@ pub fn match_bytes(
         height,
         hashes: engine::sighting_hashes(&query),
         candidates,
+        sighted,
     })
+}
+
+/// The alert `scored` (best first) deserves, with the bank's labels.
+pub fn sighted(engine: &engine::Engine, scored: &[engine::Scored]) -> Option<Sighted> {
+    let label = |i: usize| engine.label(i);
+    match identity::identify(engine, scored, &engine.params.rules) {
+        identity::Identity::Photo(s) => Some(Sighted::Image {
+            label: label(s.entry)?,
+            distance: s.distance,
+            algorithm: algorithm_name(s.verified).to_string(),
+        }),
+        identity::Identity::Scene { cluster, nearest } => Some(Sighted::Scene {
+            label: Sighted::cluster_label(&label(cluster)?),
+            distance: nearest.first().map_or(0, |s| s.distance),
+            nearest: nearest.iter().filter_map(|s| label(s.entry)).collect(),
+        }),
+        identity::Identity::Unknown => None,
+    }
 }
 
 /// Fingerprints a decoded stolen image: region hashes and the verification signature.
@@ -184,8 +240,8 @@ pub fn fingerprint_image(
             min_side: engine::MIN_SIDE,
         });
     }
-    let plane = views::Plane::from_image(img, views::PLANE_SIDE);
-    let prints = engine::Prints::of(&plane);
+    let (plane, chroma) = views::Plane::with_chroma(img, views::PLANE_SIDE);
+    let prints = engine::Prints::of(&plane, chroma.as_ref());
     if prints.quality < engine::MIN_QUALITY {
         return Err(ImageError::LowQuality {
             quality: prints.quality,
@@ -202,5 +258,43 @@ pub fn fingerprint_image(
         quality: prints.quality,
         regions: prints.regions,
         signature: Some(prints.signature),
+        colour: prints.colour,
     })
+}
+
+/// The engine for the bank in `data_dir`, as a matcher opens it: the bank's lookup file
+/// mapped in place when it names the current bank (written first when it is missing or
+/// stale), or the bank parsed into memory while an interrupted import's journal holds
+/// fingerprints the bank file does not, or when the lookup file cannot be written.
+pub fn open_engine(
+    data_dir: &std::path::Path,
+    params: engine::Params,
+) -> Result<engine::Engine, bank::BankError> {
+    let journal = data_dir.join(bank::JOURNAL_FILE);
+    let pending = std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+    let bank_file = data_dir.join(bank::BANK_FILE);
+    let id = lookup::bank_id(&bank_file).ok().flatten();
+    let path = data_dir.join(lookup::LOOKUP_FILE);
+    if let (false, Some(id)) = (pending, id) {
+        match lookup::Lookup::open(&path) {
+            Ok(l) if l.bank_id() == id => return Ok(engine::Engine::mapped(l, params)),
+            Ok(_) => tracing::info!(path = %path.display(), "lookup file is stale; rebuilding"),
+            Err(lookup::LookupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "rebuilding the lookup file"),
+        }
+    }
+    let bank = Bank::open(data_dir)?;
+    if !pending && id.is_some() {
+        match bank
+            .write_lookup()
+            .and_then(|()| lookup::Lookup::open(&path))
+        {
+            Ok(l) => return Ok(engine::Engine::mapped(l, params)),
+            Err(e) => {
+                tracing::warn!(error = %e, "matching from memory: the lookup file cannot be used")
+            }
+        }
+    }
+    Ok(engine::Engine::from_bank(&bank, params))
 }

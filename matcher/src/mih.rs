@@ -39,7 +39,9 @@
 //! then id.
 //!
 //! Memory: 32 bytes per hash for the codes plus 16 × 4 bytes of slot ids, 96 bytes per hash,
-//! plus 4.2 MB of slot offsets whatever the size ([`MihIndex::heap_bytes`]).
+//! plus 4.2 MB of slot offsets whatever the size ([`MihIndex::heap_bytes`]). The same arrays
+//! serialise as they are ([`write_slots`]), and [`MihRef`] runs the queries on them wherever
+//! they live: a matcher maps them from the bank's lookup file ([`crate::lookup`]).
 
 use std::collections::BinaryHeap;
 use std::sync::OnceLock;
@@ -71,6 +73,8 @@ pub const MAX_LEN: usize = u32::MAX as usize;
 pub enum MihError {
     #[error("an index holds at most {max} hashes; {requested} were given")]
     TooMany { requested: usize, max: usize },
+    #[error("the serialised index is malformed")]
+    Malformed,
 }
 
 /// One slot: ids sorted by the slot's 16-bit value, and where each value starts.
@@ -87,6 +91,15 @@ struct Slot {
 pub struct MihIndex {
     codes: Vec<[u64; 4]>,
     slots: Vec<Slot>,
+}
+
+/// An index's arrays, borrowed: from a [`MihIndex`] built here, or from a file mapped into
+/// memory ([`crate::lookup`]). Every query runs on this view.
+#[derive(Debug, Clone, Copy)]
+pub struct MihRef<'a> {
+    codes: &'a [[u64; 4]],
+    /// Per slot: offsets (65,537) and ids.
+    slots: [(&'a [u32], &'a [u32]); SLOTS],
 }
 
 /// How a radius query is answered.
@@ -284,6 +297,111 @@ impl MihIndex {
                 .sum::<usize>()
     }
 
+    /// The index as a borrowed view, on which the queries run.
+    pub fn view(&self) -> MihRef<'_> {
+        let mut slots: [(&[u32], &[u32]); SLOTS] = [(&[], &[]); SLOTS];
+        for (out, s) in slots.iter_mut().zip(&self.slots) {
+            *out = (&s.offsets, &s.ids);
+        }
+        MihRef {
+            codes: &self.codes,
+            slots,
+        }
+    }
+
+    /// See [`MihRef::within`].
+    pub fn within(&self, query: &Hash256, radius: u32) -> Vec<(u32, u32)> {
+        self.view().within(query, radius)
+    }
+
+    /// See [`MihRef::within_into`].
+    pub fn within_into(&self, query: &Hash256, radius: u32, out: &mut Vec<(u32, u32)>) {
+        self.view().within_into(query, radius, out)
+    }
+
+    /// See [`MihRef::probe_within`].
+    pub fn probe_within(&self, query: &Hash256, radius: u32) -> Vec<(u32, u32)> {
+        self.view().probe_within(query, radius)
+    }
+
+    /// See [`MihRef::nearest`].
+    pub fn nearest(&self, query: &Hash256, k: usize, max_radius: u32) -> Vec<(u32, u32)> {
+        self.view().nearest(query, k, max_radius)
+    }
+
+    /// See [`MihRef::scan_within`].
+    pub fn scan_within(&self, query: &Hash256, radius: u32) -> Vec<(u32, u32)> {
+        self.view().scan_within(query, radius)
+    }
+
+    /// See [`MihRef::scan_nearest`].
+    pub fn scan_nearest(&self, query: &Hash256, k: usize, max_radius: u32) -> Vec<(u32, u32)> {
+        self.view().scan_nearest(query, k, max_radius)
+    }
+}
+
+/// Bytes of the serialised slots of an index of `count` hashes ([`write_slots`]).
+pub fn slots_bytes(count: usize) -> usize {
+    SLOTS * (KEYS + 1 + count) * 4
+}
+
+/// Writes the slots of the multi-index over `codes` (per slot: 65,537 offsets, then the
+/// ids), one slot at a time; returns the bytes written.
+pub fn write_slots(w: &mut impl std::io::Write, codes: &[[u64; 4]]) -> std::io::Result<u64> {
+    check_len(codes.len()).map_err(std::io::Error::other)?;
+    for s in 0..SLOTS {
+        let slot = build_slot(codes, s);
+        for v in slot.offsets.iter().chain(&slot.ids) {
+            w.write_all(&v.to_le_bytes())?;
+        }
+    }
+    Ok(slots_bytes(codes.len()) as u64)
+}
+
+impl<'a> MihRef<'a> {
+    /// The view of serialised slots ([`write_slots`]) over `codes`; `None` when the sizes
+    /// do not fit together.
+    pub fn from_serialised(codes: &'a [[u64; 4]], ints: &'a [u32], count: usize) -> Option<Self> {
+        if codes.len() != count || ints.len() != slots_bytes(count) / 4 {
+            return None;
+        }
+        let mut slots: [(&[u32], &[u32]); SLOTS] = [(&[], &[]); SLOTS];
+        for (s, out) in slots.iter_mut().enumerate() {
+            let base = s * (KEYS + 1 + count);
+            *out = (
+                &ints[base..base + KEYS + 1],
+                &ints[base + KEYS + 1..base + KEYS + 1 + count],
+            );
+        }
+        Some(MihRef { codes, slots })
+    }
+
+    /// Whether every slot's offsets rise from 0 to the number of hashes (what a query needs
+    /// to stay in bounds; ids out of range are skipped by the probe).
+    pub fn check(&self) -> Result<(), MihError> {
+        let n = self.codes.len() as u32;
+        let ok = self.slots.iter().all(|(offsets, ids)| {
+            offsets.first() == Some(&0)
+                && offsets.last() == Some(&n)
+                && ids.len() == n as usize
+                && offsets.windows(2).all(|w| w[0] <= w[1])
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(MihError::Malformed)
+        }
+    }
+
+    /// Number of hashes indexed.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
     /// Every hash within Hamming distance `radius` of `query`, as `(id, distance)` ordered by
     /// distance, then id. Exact for every radius (from 256 on, that is every hash).
     pub fn within(&self, query: &Hash256, radius: u32) -> Vec<(u32, u32)> {
@@ -298,7 +416,7 @@ impl MihIndex {
         out.clear();
         let q = words(query);
         match self.plan(&q, radius) {
-            Plan::Scan => scan_within_words(&self.codes, &q, radius, out),
+            Plan::Scan => scan_within_words(self.codes, &q, radius, out),
             Plan::Probe(radii) => self.probe(&q, radius, &radii, out),
         }
         out.sort_unstable_by_key(|&(id, d)| (d, id));
@@ -349,7 +467,7 @@ impl MihIndex {
     /// Brute force: every hash within `radius`, same order as [`within`](Self::within).
     pub fn scan_within(&self, query: &Hash256, radius: u32) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        scan_within_words(&self.codes, &words(query), radius, &mut out);
+        scan_within_words(self.codes, &words(query), radius, &mut out);
         out.sort_unstable_by_key(|&(id, d)| (d, id));
         out
     }
@@ -412,11 +530,11 @@ impl MihIndex {
             if r < 0 {
                 continue;
             }
-            let slot = &self.slots[s];
+            let (offsets, _) = self.slots[s];
             let qk = slot_key(q, s);
             for &mask in &m.masks[..m.start[r as usize + 1]] {
                 let k = qk ^ mask as usize;
-                candidates += (slot.offsets[k + 1] - slot.offsets[k]) as u64;
+                candidates += offsets[k + 1].saturating_sub(offsets[k]) as u64;
             }
         }
         if keys * COST_KEY + candidates * COST_CANDIDATE >= n {
@@ -428,7 +546,7 @@ impl MihIndex {
 
     fn probe(&self, q: &[u64; 4], radius: u32, radii: &[i32; SLOTS], out: &mut Vec<(u32, u32)>) {
         let m = masks();
-        let codes = &self.codes[..];
+        let codes = self.codes;
         // The candidate ids of all slots, gathered first so that the random reads of their
         // codes can be prefetched a fixed distance ahead of the verification; slot `s`'s
         // candidates are `cands[ends[s - 1]..ends[s]]`.
@@ -436,13 +554,11 @@ impl MihIndex {
         let mut ends = [0usize; SLOTS];
         for (s, &r) in radii.iter().enumerate() {
             if r >= 0 {
-                let slot = &self.slots[s];
+                let (offsets, ids) = self.slots[s];
                 let qk = slot_key(q, s);
                 for &mask in &m.masks[..m.start[r as usize + 1]] {
                     let k = qk ^ mask as usize;
-                    cands.extend_from_slice(
-                        &slot.ids[slot.offsets[k] as usize..slot.offsets[k + 1] as usize],
-                    );
+                    cands.extend_from_slice(&ids[offsets[k] as usize..offsets[k + 1] as usize]);
                 }
             }
             ends[s] = cands.len();
@@ -454,7 +570,10 @@ impl MihIndex {
                     prefetch(codes, ahead);
                 }
                 let id = cands[j];
-                let c = &codes[id as usize];
+                // Ids come from the index; one out of range (a damaged file) is skipped.
+                let Some(c) = codes.get(id as usize) else {
+                    continue;
+                };
                 let x = [c[0] ^ q[0], c[1] ^ q[1], c[2] ^ q[2], c[3] ^ q[3]];
                 let d =
                     x[0].count_ones() + x[1].count_ones() + x[2].count_ones() + x[3].count_ones();
@@ -760,13 +879,13 @@ mod tests {
     fn plan_probes_small_radii_and_scans_large_ones() {
         let idx = MihIndex::build(&random_hashes(20_000, 5)).unwrap();
         let q = words(&random_hashes(1, 6)[0]);
-        assert!(matches!(idx.plan(&q, 15), Plan::Probe(_)));
-        assert!(matches!(idx.plan(&q, 31), Plan::Probe(_)));
-        assert_eq!(idx.plan(&q, 100), Plan::Scan);
-        assert_eq!(idx.plan(&q, 256), Plan::Scan);
+        assert!(matches!(idx.view().plan(&q, 15), Plan::Probe(_)));
+        assert!(matches!(idx.view().plan(&q, 31), Plan::Probe(_)));
+        assert_eq!(idx.view().plan(&q, 100), Plan::Scan);
+        assert_eq!(idx.view().plan(&q, 256), Plan::Scan);
         // A bank of one repeated hash: every slot probe reaches the whole bank.
         let same = MihIndex::build(&vec![[7u8; 32]; 5_000]).unwrap();
-        assert_eq!(same.plan(&words(&[7u8; 32]), 15), Plan::Scan);
+        assert_eq!(same.view().plan(&words(&[7u8; 32]), 15), Plan::Scan);
     }
 
     #[test]
@@ -791,5 +910,30 @@ mod tests {
         let idx = MihIndex::build(&random_hashes(10_000, 3)).unwrap();
         let fixed = 16 * (KEYS + 1) * 4;
         assert_eq!(idx.heap_bytes(), 10_000 * 96 + fixed);
+    }
+
+    #[test]
+    fn serialised_slots_answer_as_the_index_does() {
+        let hashes = random_hashes(3_000, 11);
+        let idx = MihIndex::build(&hashes).unwrap();
+        let mut bytes = Vec::new();
+        let written = write_slots(&mut bytes, &idx.codes).unwrap();
+        assert_eq!(written as usize, bytes.len());
+        let ints: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let view = MihRef::from_serialised(&idx.codes, &ints, hashes.len()).unwrap();
+        view.check().unwrap();
+        for q in random_hashes(20, 12).iter().chain(&hashes[..5]) {
+            assert_eq!(view.within(q, 40), idx.within(q, 40));
+            assert_eq!(view.nearest(q, 7, 256), idx.nearest(q, 7, 256));
+        }
+        // A damaged offset table is refused.
+        let mut bad = ints.clone();
+        bad[10] = u32::MAX;
+        let broken = MihRef::from_serialised(&idx.codes, &bad, hashes.len()).unwrap();
+        assert!(broken.check().is_err());
+        assert!(MihRef::from_serialised(&idx.codes, &ints[1..], hashes.len()).is_none());
     }
 }

@@ -10,7 +10,7 @@
 use schema::Alert;
 
 use crate::engine::{RecordedView, SightingHash};
-use crate::{Bank, Engine};
+use crate::{Engine, Sighted};
 
 /// One image sighting as the index kept it.
 #[derive(Debug, Clone)]
@@ -25,14 +25,15 @@ pub struct RecordedSighting {
 pub struct RetroHunt {
     /// Sightings checked.
     pub checked: usize,
-    /// One alert per matched sighting (its best fingerprint).
+    /// At most one alert per sighting: the stolen photo it is a copy of, or the camera it is
+    /// a frame of.
     pub alerts: Vec<Alert>,
     /// Sightings recorded without views (an older format), which cannot be checked.
     pub unrecorded: usize,
 }
 
 /// Checks every sighting against the bank.
-pub fn retro_hunt(bank: &Bank, engine: &Engine, sightings: &[RecordedSighting]) -> RetroHunt {
+pub fn retro_hunt(engine: &Engine, sightings: &[RecordedSighting]) -> RetroHunt {
     let mut out = RetroHunt {
         checked: sightings.len(),
         ..RetroHunt::default()
@@ -43,21 +44,26 @@ pub fn retro_hunt(bank: &Bank, engine: &Engine, sightings: &[RecordedSighting]) 
             out.unrecorded += 1;
             continue;
         }
-        let best = engine
-            .score_recorded(&views, 1)
-            .into_iter()
-            .find(|c| c.matched);
-        let Some(best) = best else { continue };
-        let Some(fp) = bank.get(best.entry) else {
-            continue;
-        };
-        out.alerts.push(alerts::image(
-            &fp.label,
-            &s.url,
-            s.page_url.as_deref(),
-            best.distance,
-            crate::algorithm_name(best.verified),
-        ));
+        // The same one-identity decision as live matching (recorded views carry no colour).
+        let scored = engine.score_recorded(&views, engine.params.candidates);
+        let page = s.page_url.as_deref();
+        match crate::sighted(engine, &scored) {
+            Some(Sighted::Image {
+                label,
+                distance,
+                algorithm,
+            }) => out
+                .alerts
+                .push(alerts::image(&label, &s.url, page, distance, &algorithm)),
+            Some(Sighted::Scene {
+                label,
+                distance,
+                nearest,
+            }) => out
+                .alerts
+                .push(alerts::scene(&label, &s.url, page, distance, &nearest)),
+            None => {}
+        }
     }
     out
 }

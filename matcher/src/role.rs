@@ -14,12 +14,11 @@ use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
 use schema::{FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
 
 use crate::engine::Engine;
-use crate::{match_bytes, Bank, ImageError, MatcherConfig, Outcome, Watchlist};
+use crate::{match_bytes, ImageError, MatcherConfig, Outcome, Sighted, Watchlist};
 
 /// The matcher role of one process.
 pub struct Matcher {
     config: MatcherConfig,
-    bank: Arc<Bank>,
     engine: Arc<Engine>,
     watchlist: Arc<Watchlist>,
     stats: Arc<Stats>,
@@ -56,12 +55,16 @@ impl Recent {
 }
 
 impl Matcher {
-    pub fn new(config: MatcherConfig, bank: Bank, watchlist: Watchlist, stats: Arc<Stats>) -> Self {
-        let engine = Arc::new(Engine::from_bank(&bank, config.params()));
+    /// A matcher over `engine` (see [`crate::open_engine`]).
+    pub fn new(
+        config: MatcherConfig,
+        engine: Engine,
+        watchlist: Watchlist,
+        stats: Arc<Stats>,
+    ) -> Self {
         Matcher {
             config,
-            bank: Arc::new(bank),
-            engine,
+            engine: Arc::new(engine),
             watchlist: Arc::new(watchlist),
             stats,
             raised: Mutex::new(Recent {
@@ -110,7 +113,7 @@ impl Matcher {
     /// Decodes and matches on the blocking pool; `None` when the image is not hashed (too
     /// small or flat by design, or broken), which is counted here.
     async fn match_image(&self, img: &FetchedImage) -> Option<Outcome> {
-        let (bank, engine, config) = (self.bank.clone(), self.engine.clone(), self.config.clone());
+        let (engine, config) = (self.engine.clone(), self.config.clone());
         if crate::hashing::looks_truncated(&img.bytes) {
             // Decoders render what arrived; the partial image is still hashed, as a partial
             // upload of a stolen photo is still a sighting.
@@ -118,8 +121,7 @@ impl Matcher {
         }
         let bytes = img.bytes.clone();
         let result =
-            tokio::task::spawn_blocking(move || match_bytes(&bytes, &bank, &engine, &config, 1))
-                .await;
+            tokio::task::spawn_blocking(move || match_bytes(&bytes, &engine, &config, 1)).await;
         match result {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
@@ -144,14 +146,13 @@ impl Matcher {
 #[async_trait]
 impl Handler<FetchedImage> for Matcher {
     /// Publishes the image's verdict (for the index and later retro-hunts), then at most one
-    /// image alert: the best matching fingerprint.
+    /// alert: an image alert naming the one stolen photo it is a copy of, or a scene alert
+    /// for a frame of a stolen photo's camera that is none of the photos.
     async fn handle(&self, bus: &dyn Bus, img: FetchedImage) -> Result<Handled, BusError> {
         let Some(outcome) = self.match_image(&img).await else {
             return Ok(Handled::Done);
         };
         self.stats.incr(Counter::ImagesHashed);
-        let matched: Vec<&crate::Candidate> =
-            outcome.candidates.iter().filter(|c| c.matched).collect();
         let verdict = ImageVerdict {
             url: img.url.clone(),
             page_url: img.page_url.clone(),
@@ -160,22 +161,35 @@ impl Handler<FetchedImage> for Matcher {
             width: outcome.width,
             height: outcome.height,
             hashes: outcome.hashes.iter().map(ImageHash::from).collect(),
-            matched: matched.iter().map(|c| c.label.clone()).collect(),
+            matched: match &outcome.sighted {
+                Some(Sighted::Image { label, .. }) => vec![label.clone()],
+                _ => vec![],
+            },
         };
         bus.publish("", VERDICTS, verdict.encode()).await?;
-        if let Some(best) = matched.first() {
-            let mut alert = alerts::image(
-                &best.label,
-                &img.url,
-                img.page_url.as_deref(),
-                best.distance,
-                &best.algorithm,
-            );
-            alert.page_fetched_at = img.page_fetched_at.clone();
-            alert.listed_at = img.listed_at.clone();
-            self.raise(bus, &alert).await?;
-            tracing::info!(url = %img.url, label = %best.label, distance = best.distance, "stolen image sighted");
-        }
+        let page = img.page_url.as_deref();
+        let mut alert = match &outcome.sighted {
+            Some(Sighted::Image {
+                label,
+                distance,
+                algorithm,
+            }) => {
+                tracing::info!(url = %img.url, %label, distance, "stolen image sighted");
+                alerts::image(label, &img.url, page, *distance, algorithm)
+            }
+            Some(Sighted::Scene {
+                label,
+                distance,
+                nearest,
+            }) => {
+                tracing::info!(url = %img.url, %label, "frame of a stolen photo's camera sighted");
+                alerts::scene(label, &img.url, page, *distance, nearest)
+            }
+            None => return Ok(Handled::Done),
+        };
+        alert.page_fetched_at = img.page_fetched_at.clone();
+        alert.listed_at = img.listed_at.clone();
+        self.raise(bus, &alert).await?;
         Ok(Handled::Done)
     }
 }
@@ -229,7 +243,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let m = Matcher::new(
             MatcherConfig::default(),
-            Bank::open(dir.path()).unwrap(),
+            crate::open_engine(dir.path(), MatcherConfig::default().params()).unwrap(),
             wl,
             stats.clone(),
         );

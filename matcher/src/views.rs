@@ -14,6 +14,7 @@
 //! Mirrors and quarter turns are not views: they are handled by the hashes' dihedral variants
 //! and by [`Plane::oriented`] for verification.
 
+use crate::colour::Chroma;
 use image::DynamicImage;
 
 /// Longest side of the plane; enough for a 64×64 hash input and a 24×24 verification grid
@@ -105,6 +106,16 @@ impl Orientation {
     }
 }
 
+/// `img` as RGB, downscaled (area averaging) so its longest side is at most `max_side`.
+fn reduced(img: &DynamicImage, max_side: u32) -> image::RgbImage {
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    if w.max(h) > max_side {
+        img.thumbnail(max_side, max_side).into_rgb8()
+    } else {
+        img.to_rgb8()
+    }
+}
+
 /// A luminance image (0–255 as f32) with its integral image.
 #[derive(Debug, Clone)]
 pub struct Plane {
@@ -119,12 +130,17 @@ impl Plane {
     /// Downscales `img` (area averaging) so its longest side is at most `max_side`, and takes
     /// its luminance (BT.601, as PDQ does).
     pub fn from_image(img: &DynamicImage, max_side: u32) -> Plane {
-        let (w, h) = (img.width().max(1), img.height().max(1));
-        let rgb = if w.max(h) > max_side {
-            img.thumbnail(max_side, max_side).into_rgb8()
-        } else {
-            img.to_rgb8()
-        };
+        Plane::from_rgb(&reduced(img, max_side))
+    }
+
+    /// The luminance and (when the picture has colour) chroma planes of `img`, downscaled as
+    /// [`Plane::from_image`] does.
+    pub fn with_chroma(img: &DynamicImage, max_side: u32) -> (Plane, Option<Chroma>) {
+        let rgb = reduced(img, max_side);
+        (Plane::from_rgb(&rgb), Chroma::of(&rgb))
+    }
+
+    fn from_rgb(rgb: &image::RgbImage) -> Plane {
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let px = rgb
             .pixels()

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bus::Bus;
 use matcher::engine::SightingHash;
 use matcher::retrohunt::{retro_hunt, RecordedSighting};
-use matcher::{Bank, Engine};
 use schema::{Alert, Message};
 
 use crate::{Config, NodeError};
@@ -36,11 +35,10 @@ pub async fn run(
     config: &Config,
     bus: Option<Arc<dyn Bus>>,
 ) -> Result<RetroHuntReport, NodeError> {
-    let bank = Bank::open(data_dir)?;
-    if bank.is_empty() {
+    let engine = matcher::open_engine(data_dir, config.matcher.params())?;
+    if engine.is_empty() {
         return Err(NodeError::NoFingerprints(data_dir.to_path_buf()));
     }
-    let engine = Engine::from_bank(&bank, config.matcher.params());
     let index = indexer::PageIndex::open(data_dir)?;
     let sightings: Vec<RecordedSighting> = index
         .image_sightings()?
@@ -56,7 +54,7 @@ pub async fn run(
         })
         .collect();
     let started = Instant::now();
-    let found = retro_hunt(&bank, &engine, &sightings);
+    let found = retro_hunt(&engine, &sightings);
     let new = match bus {
         Some(bus) => publish(bus.as_ref(), &found.alerts).await?,
         None => {
@@ -70,7 +68,7 @@ pub async fn run(
     };
     Ok(RetroHuntReport {
         sightings: found.checked,
-        fingerprints: bank.len(),
+        fingerprints: engine.len(),
         elapsed: started.elapsed(),
         alerts: found.alerts,
         new,

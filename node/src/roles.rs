@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use bus::{Bus, Stats};
 use crawler::{Crawler, Fetcher, Frontier};
 use indexer::{Indexer, PageIndex};
-use matcher::{Bank, Matcher, Watchlist};
+use matcher::{Matcher, Watchlist};
 use url::Url;
 
 use crate::{Config, NodeError, Readiness, Role};
@@ -70,14 +70,14 @@ pub fn start_indexer(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
 
 /// Loads the fingerprint bank and the watchlist.
 pub fn start_matcher(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
-    let bank = Bank::open(&ctx.data_dir)?;
-    if bank.is_empty() {
+    let engine = matcher::open_engine(&ctx.data_dir, ctx.config.matcher.params())?;
+    if engine.is_empty() {
         tracing::warn!("the fingerprint bank is empty: images are indexed but cannot alert");
     }
     let watchlist = Watchlist::open(&ctx.data_dir)?;
     let matcher = Arc::new(Matcher::new(
         ctx.config.matcher.clone(),
-        bank,
+        engine,
         watchlist,
         ctx.stats.clone(),
     ));

@@ -239,8 +239,14 @@ impl Message for ImageVerdict {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
+    /// A found image is a copy of one stolen photo (`label`).
     Image,
+    /// A page holds a watched identifier (`label`).
     Text,
+    /// A found image is a frame of a stolen photo's camera but none of the stolen photos:
+    /// probably more of the breach. `label` names the camera's cluster, `context` the nearest
+    /// stolen photos.
+    Scene,
 }
 
 impl AlertKind {
@@ -248,6 +254,7 @@ impl AlertKind {
         match self {
             AlertKind::Image => "image",
             AlertKind::Text => "text",
+            AlertKind::Scene => "scene",
         }
     }
 }
@@ -276,6 +283,10 @@ pub struct Alert {
     /// long a listed page waited for its fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<String>,
+    /// For a scene alert, the labels of the nearest stolen photos (nearest first): context,
+    /// not a claim that the image is any of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
 }
 impl Message for Alert {}
 

@@ -3,13 +3,19 @@
 //! The stolen set is what leakwatch protects: many crossings at each of a few
 //! lane cameras, so every stolen photo has many same-camera look-alikes in the
 //! set itself, plus the pictures found in `--extra DIR/stolen` (sample images a
-//! Python package ships). The found set is a fixed sample of the stolen set
+//! Python package ships). A quarter of the camera photos are *twins* of an
+//! earlier one: the same car model at the same spot in the same conditions,
+//! with another paint, plate and driver ([`Car::twin`]), so a copy of either
+//! must name the right one. The found set is a fixed sample of the stolen set
 //! passed through every transform a leaker may apply. The negative set holds
-//! pictures that must never match: other cars at the same cameras (the hard
-//! case), photos from cameras that are not in the stolen set, unrelated
-//! pictures (and those in `--extra DIR/negative`), and transformed copies of
-//! some of them. `truth.json` says, for every query file, which stolen label
-//! it should match (or none), the transform and the group.
+//! pictures that must never raise an image alert: twins of stolen photos that
+//! are not in the stolen set (`same-car`, the hardest case: only paint, plate
+//! and driver differ), other cars at the same cameras (`same-camera`), photos
+//! from cameras that are not in the stolen set, unrelated pictures (and those
+//! in `--extra DIR/negative`), and transformed copies of some of them.
+//! `truth.json` says, for every query file, which stolen label it should match
+//! (or none), the transform, the group and, for frames of a stolen camera, the
+//! camera.
 //!
 //! Everything is deterministic for a given `--seed` and set of extra files.
 //! The library keeps its painting modules private, so this program compiles
@@ -79,6 +85,9 @@ struct Stolen {
     path: String,
     kind: &'static str,
     camera: Option<usize>,
+    /// The earlier stolen photo this one is a twin of (same car model, spot
+    /// and conditions; other paint, plate and driver).
+    twin_of: Option<String>,
 }
 
 /// What a query file should match.
@@ -88,10 +97,14 @@ struct Query {
     expected: Option<String>,
     transform: String,
     /// `found-camera` / `found-extra` for copies of stolen pictures;
-    /// `same-camera`, `other-camera` or `unrelated` for negatives.
+    /// `same-car`, `same-camera`, `other-camera` or `unrelated` for negatives.
     group: &'static str,
     /// The picture it was made from (a stolen label or a negative's name).
     source: String,
+    /// The stolen camera that took it, for camera frames.
+    camera: Option<usize>,
+    /// For a `same-car` negative, the stolen photo it is a twin of.
+    twin_of: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -122,18 +135,27 @@ fn main() -> anyhow::Result<()> {
     let mut rng = Rng::stream(args.seed, "robustness-stolen");
     let mut stolen = Vec::new();
     let mut images: Vec<RgbImage> = Vec::new();
+    let mut crossings: Vec<Crossing> = Vec::new();
     for i in 0..args.stolen {
         let cam = i % STOLEN_CAMERAS;
-        let img = crossing(&cameras[cam], &mut rng);
+        // Every fourth photo after the first round of cameras is a twin of the
+        // photo one round earlier, at the same camera.
+        let twin_of = (i >= STOLEN_CAMERAS && i % 4 == 3).then(|| i - STOLEN_CAMERAS);
+        let c = match twin_of {
+            Some(j) => crossings[j].twin(&cameras[cam], &mut rng),
+            None => Crossing::random(&cameras[cam], &mut rng),
+        };
         let label = format!("stolen-{:04}", i + 1);
-        let path = write(&args.out, "stolen", &label, &transform::png(&img))?;
+        let path = write(&args.out, "stolen", &label, &transform::png(&c.image))?;
         stolen.push(Stolen {
             label,
             path,
             kind: "camera",
             camera: Some(cam),
+            twin_of: twin_of.map(|j| format!("stolen-{:04}", j + 1)),
         });
-        images.push(img);
+        images.push(c.image.clone());
+        crossings.push(c);
     }
     for (name, img) in extra_stolen {
         let label = format!("extra-{name}");
@@ -143,6 +165,7 @@ fn main() -> anyhow::Result<()> {
             path,
             kind: "extra",
             camera: None,
+            twin_of: None,
         });
         images.push(img);
     }
@@ -184,27 +207,39 @@ fn main() -> anyhow::Result<()> {
                         "found-extra"
                     },
                     source: s.label.clone(),
+                    camera: s.camera,
+                    twin_of: None,
                 },
             );
         }
     }
 
-    // Negative set: 60% same-camera look-alikes, 20% other cameras, 20%
-    // unrelated (the extra negatives first); every fifth also transformed.
+    // Negative set: 40% twins of stolen camera photos, 20% other cars at the
+    // stolen cameras, 20% other cameras, 20% unrelated (the extra negatives
+    // first); every fifth also transformed.
     let others: Vec<Camera> = (0..OTHER_CAMERAS)
         .map(|i| Camera::new(args.seed, STOLEN_CAMERAS + i))
         .collect();
     let mut rng = Rng::stream(args.seed, "robustness-negative");
+    let n_twin = args.negatives * 2 / 5;
     let n_same = args.negatives * 3 / 5;
     let n_other = args.negatives / 5;
     let mut extra_negative = extra_negative.into_iter();
     for i in 0..args.negatives {
-        let (group, name, img) = if i < n_same {
+        let (mut camera, mut twin_of) = (None, None);
+        let (group, name, img) = if i < n_twin {
+            let j = rng.below(crossings.len() as u64) as usize;
+            let cam = j % STOLEN_CAMERAS;
+            (camera, twin_of) = (Some(cam), Some(stolen[j].label.clone()));
+            let img = crossings[j].twin(&cameras[cam], &mut rng).image;
+            ("same-car", format!("same-car-{:04}", i + 1), img)
+        } else if i < n_same {
             let cam = i % STOLEN_CAMERAS;
-            let img = crossing(&cameras[cam], &mut rng);
+            camera = Some(cam);
+            let img = Crossing::random(&cameras[cam], &mut rng).image;
             ("same-camera", format!("same-camera-{:04}", i + 1), img)
         } else if i < n_same + n_other {
-            let img = crossing(&others[i % OTHER_CAMERAS], &mut rng);
+            let img = Crossing::random(&others[i % OTHER_CAMERAS], &mut rng).image;
             ("other-camera", format!("other-camera-{:04}", i + 1), img)
         } else if let Some((name, img)) = extra_negative.next() {
             ("unrelated", format!("unrelated-extra-{name}"), img)
@@ -230,6 +265,8 @@ fn main() -> anyhow::Result<()> {
                 transform: "none".into(),
                 group,
                 source: name.clone(),
+                camera,
+                twin_of: twin_of.clone(),
             },
         );
         if i % 5 == 0 {
@@ -245,6 +282,8 @@ fn main() -> anyhow::Result<()> {
                     transform: tname,
                     group,
                     source: name,
+                    camera,
+                    twin_of,
                 },
             );
         }
@@ -349,11 +388,39 @@ fn row_name(t: Transform) -> String {
     }
 }
 
-/// One crossing at `camera`: a random car with a random plate.
-fn crossing(camera: &Camera, rng: &mut Rng) -> RgbImage {
-    let plate = plate(rng);
-    let car = Car::random(rng, &plate);
-    scene::camera_photo(camera, Some(&car), rng.next_u64())
+/// One crossing at a camera: the car, the conditions and the photo.
+struct Crossing {
+    car: Car,
+    conditions: u64,
+    image: RgbImage,
+}
+
+impl Crossing {
+    /// A random car with a random plate.
+    fn random(camera: &Camera, rng: &mut Rng) -> Crossing {
+        let plate = plate(rng);
+        let car = Car::random(rng, &plate);
+        let conditions = rng.next_u64();
+        let image = scene::camera_photo(camera, Some(&car), conditions);
+        Crossing {
+            car,
+            conditions,
+            image,
+        }
+    }
+
+    /// The same car model at the same spot in the same conditions, with
+    /// another paint, plate and driver, and its own sensor noise.
+    fn twin(&self, camera: &Camera, rng: &mut Rng) -> Crossing {
+        let plate = plate(rng);
+        let car = self.car.twin(rng, &plate);
+        let image = scene::camera_photo_in(camera, Some(&car), self.conditions, rng.next_u64());
+        Crossing {
+            car,
+            conditions: self.conditions,
+            image,
+        }
+    }
 }
 
 fn plate(rng: &mut Rng) -> String {

@@ -75,6 +75,55 @@ pub struct Config {
     pub public_bases: BTreeMap<String, String>,
 }
 
+/// Border-camera photos and their twins: `n` pairs of the same car model at the same spot in
+/// the same conditions, the second with another paint (of the same brightness half the
+/// time), plate and driver. The hardest look-alike a breach of lane-camera photos holds;
+/// the first of each pair is at camera `i % cameras`.
+pub fn twin_photos(seed: u64, n: usize, cameras: usize) -> Vec<(image::RgbImage, image::RgbImage)> {
+    let cams: Vec<scene::Camera> = (0..cameras.max(1))
+        .map(|i| scene::Camera::new(seed, i))
+        .collect();
+    let mut rng = rng::Rng::stream(seed, "twin-photos");
+    (0..n)
+        .map(|i| {
+            let cam = &cams[i % cams.len()];
+            let plate = text::plate(&mut rng);
+            let car = scene::Car::random(&mut rng, &plate);
+            let plate = text::plate(&mut rng);
+            let twin = car.twin(&mut rng, &plate);
+            let conditions = rng.next_u64();
+            (
+                scene::camera_photo_in(cam, Some(&car), conditions, rng.next_u64()),
+                scene::camera_photo_in(cam, Some(&twin), conditions, rng.next_u64()),
+            )
+        })
+        .collect()
+}
+
+/// Photo number `i` of a breach of border-camera photos: a crossing at one of 8 lane
+/// cameras; every fourth (after the first round) is a twin of the crossing one round earlier
+/// at the same camera ([`twin_photos`]). A pure function of `seed` and `i`, so large sets can
+/// be written in parallel (`examples/breach_set.rs`).
+pub fn breach_photo(seed: u64, i: usize) -> image::RgbImage {
+    const CAMERAS: usize = 8;
+    let camera = scene::Camera::new(seed, i % CAMERAS);
+    let crossing = |j: usize| {
+        let mut rng = rng::Rng::stream(seed, &format!("breach-{j}"));
+        let plate = text::plate(&mut rng);
+        let car = scene::Car::random(&mut rng, &plate);
+        (car, rng.next_u64(), rng.next_u64())
+    };
+    let (car, conditions, noise) = crossing(i);
+    if i >= CAMERAS && i % 4 == 3 {
+        let (base, conditions, _) = crossing(i - CAMERAS);
+        let mut rng = rng::Rng::stream(seed, &format!("breach-twin-{i}"));
+        let plate = text::plate(&mut rng);
+        let twin = base.twin(&mut rng, &plate);
+        return scene::camera_photo_in(&camera, Some(&twin), conditions, noise);
+    }
+    scene::camera_photo_in(&camera, Some(&car), conditions, noise)
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {

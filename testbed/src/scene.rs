@@ -249,6 +249,63 @@ impl Car {
         }
     }
 
+    /// Another car of the same model at the same spot: the same body, size,
+    /// position, seating and glass, with another paint, `plate` and driver.
+    /// The hard look-alike of a border camera: in outline it is this car.
+    ///
+    /// Half the time the paint has the same luminance as this one (within a
+    /// few levels) and only its hue differs, so a grey copy of one cannot be
+    /// told from the other by colour.
+    pub fn twin(&self, rng: &mut Rng, plate: &str) -> Self {
+        let luma = |c: Color| {
+            (299 * i32::from(c[0]) + 587 * i32::from(c[1]) + 114 * i32::from(c[2])) / 1000
+        };
+        let target = luma(self.color);
+        let iso = rng.chance(0.5);
+        let mut color = self.color;
+        for _ in 0..200 {
+            let c = [
+                rng.range(0, 256) as u8,
+                rng.range(0, 256) as u8,
+                rng.range(0, 256) as u8,
+            ];
+            let hue_apart = (0..3)
+                .map(|k| (i32::from(c[k]) - i32::from(self.color[k])).abs())
+                .max()
+                .unwrap_or(0)
+                >= 60;
+            let luma_ok = if iso {
+                (luma(c) - target).abs() <= 6
+            } else {
+                (luma(c) - target).abs() >= 25
+            };
+            if hue_apart && luma_ok {
+                color = c;
+                break;
+            }
+        }
+        let mut skin = self.skin;
+        while skin == self.skin {
+            let tone = rng.range(60, 230) as i32;
+            skin = [
+                tone.min(255) as u8,
+                (tone * 3 / 4) as u8,
+                (tone * 3 / 5) as u8,
+            ];
+        }
+        Self {
+            color,
+            plate: plate.to_string(),
+            skin,
+            shirt: [
+                rng.range(0, 200) as u8,
+                rng.range(0, 200) as u8,
+                rng.range(0, 200) as u8,
+            ],
+            ..self.clone()
+        }
+    }
+
     /// Paints the car over a scene.
     pub fn paint(&self, img: &mut RgbImage) {
         let w = self.width;
@@ -405,11 +462,23 @@ impl Car {
 /// A camera photo: `camera`'s scene with `car` (or an empty lane), plus
 /// sensor noise keyed by `noise_seed`.
 pub fn camera_photo(camera: &Camera, car: Option<&Car>, noise_seed: u64) -> RgbImage {
+    camera_photo_in(camera, car, noise_seed, noise_seed)
+}
+
+/// A camera photo taken in the conditions `conditions_seed` chooses (traffic
+/// in the next lane, an officer, the gantry's shadow), with the sensor noise
+/// of `noise_seed`: two crossings a moment apart share the conditions.
+pub fn camera_photo_in(
+    camera: &Camera,
+    car: Option<&Car>,
+    conditions_seed: u64,
+    noise_seed: u64,
+) -> RgbImage {
     let mut img = RgbImage::new(PHOTO_WIDTH, PHOTO_HEIGHT);
     camera.paint(&mut img);
     // Per-crossing conditions: traffic in the next lane, an officer, and the
     // shadow of the gantry, which moves with the time of day.
-    let mut rng = Rng::new(noise_seed);
+    let mut rng = Rng::new(conditions_seed);
     if rng.chance(0.6) {
         let w = rng.range(120, 220) as i32;
         let top = rng.range(150, 260) as i32;

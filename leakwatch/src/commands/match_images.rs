@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use matcher::{match_bytes, Bank, Engine};
+use matcher::match_bytes;
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -11,14 +11,13 @@ use crate::cli::MatchArgs;
 use node::Config;
 
 pub fn run(data_dir: &Path, config: &Config, args: &MatchArgs) -> anyhow::Result<ExitCode> {
-    let bank = Bank::open(data_dir)?;
-    if bank.is_empty() {
+    let engine = matcher::open_engine(data_dir, config.matcher.params())?;
+    if engine.is_empty() {
         eprintln!(
             "warning: no fingerprints in {}: import some first",
             data_dir.display()
         );
     }
-    let engine = Engine::from_bank(&bank, config.matcher.params());
     // Matched in parallel, printed in the order given.
     let results: Vec<(String, Result<matcher::Outcome, String>)> = args
         .images
@@ -27,8 +26,7 @@ pub fn run(data_dir: &Path, config: &Config, args: &MatchArgs) -> anyhow::Result
             let r = std::fs::read(path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
-                    match_bytes(&b, &bank, &engine, &config.matcher, args.top)
-                        .map_err(|e| e.to_string())
+                    match_bytes(&b, &engine, &config.matcher, args.top).map_err(|e| e.to_string())
                 });
             (path.display().to_string(), r)
         })
@@ -38,9 +36,22 @@ pub fn run(data_dir: &Path, config: &Config, args: &MatchArgs) -> anyhow::Result
             Ok(outcome) => {
                 let matches = outcome.candidates;
                 if args.json {
-                    super::print_json(&json!({ "path": shown, "matches": matches }))?;
+                    super::print_json(
+                        &json!({ "path": shown, "alert": outcome.sighted, "matches": matches }),
+                    )?;
                 } else {
                     println!("{shown}");
+                    match &outcome.sighted {
+                        Some(matcher::Sighted::Image { label, .. }) => {
+                            println!("  alert: image, a copy of {label}")
+                        }
+                        Some(matcher::Sighted::Scene { label, nearest, .. }) => println!(
+                            "  alert: scene, a frame of camera {label}, none of its photos \
+                             (nearest: {})",
+                            nearest.join(", ")
+                        ),
+                        None => println!("  alert: none"),
+                    }
                     for m in &matches {
                         println!(
                             "  {:<5} {:>3}  {}  ({}, hash distance {})",
