@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release -p leakwatch-matcher --example bank_bench -- \
-//!     --dir /var/tmp/bank-bench --sizes 100000,10000000 [--queries 64] [--drop-caches]
+//!     --dir /var/tmp/bank-bench --sizes 100000,10000000 [--queries 64] [--radius 64] [--drop-caches]
 //! ```
 
 use std::borrow::Cow;
@@ -24,6 +24,8 @@ struct Args {
     sizes: Vec<usize>,
     queries: usize,
     drop_caches: bool,
+    /// Retrieval radius (`[matcher] radius`); the default when `None`.
+    radius: Option<u32>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -32,6 +34,7 @@ fn args() -> anyhow::Result<Args> {
         sizes: vec![100_000, 10_000_000],
         queries: 64,
         drop_caches: false,
+        radius: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,8 +52,11 @@ fn args() -> anyhow::Result<Args> {
             }
             "--queries" => a.queries = value()?.parse()?,
             "--drop-caches" => a.drop_caches = true,
+            "--radius" => a.radius = Some(value()?.parse()?),
             "-h" | "--help" => {
-                println!("bank_bench --dir DIR --sizes N,N,... [--queries Q] [--drop-caches]");
+                println!(
+                    "bank_bench --dir DIR --sizes N,N,... [--queries Q] [--radius R] [--drop-caches]"
+                );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other}"),
@@ -166,7 +172,11 @@ fn main() -> anyhow::Result<()> {
         })
         .collect::<Result<_, _>>()?;
     let queries: Vec<Vec<u8>> = pairs.iter().map(|(img, _)| jpeg(img)).collect();
-    let config = MatcherConfig::default();
+    let mut config = MatcherConfig::default();
+    if let Some(r) = a.radius {
+        config.radius = r;
+    }
+    println!("retrieval radius {}", config.radius);
     println!(
         "{:>12} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>9} {:>8}",
         "photos",

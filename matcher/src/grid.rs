@@ -76,10 +76,19 @@ impl Steps {
             u64::from_le_bytes(a)
         };
         let k = words(n);
+        // Bits past the last step are cleared: whatever the bytes, no step is out of range.
+        let tail = steps(n) % 64;
+        let mask = |i: usize, w: u64| {
+            if i == k - 1 && tail != 0 {
+                w & ((1u64 << tail) - 1)
+            } else {
+                w
+            }
+        };
         Steps {
             n,
-            sign: (0..k).map(word).collect(),
-            strong: (k..2 * k).map(word).collect(),
+            sign: (0..k).map(|i| mask(i, word(i))).collect(),
+            strong: (0..k).map(|i| mask(i, word(k + i))).collect(),
         }
     }
 
@@ -685,6 +694,18 @@ mod tests {
         assert!(compare(&s.mirrored(), &sm, &w) < 0.02);
         assert!(compare(&s, &sm, &w) > 0.2);
         assert_eq!(s.mirrored().mirrored(), s);
+    }
+
+    #[test]
+    fn any_signature_bytes_are_safe_to_score() {
+        let junk = vec![0xFFu8; Signature::BYTES];
+        let sig = Signature::from_bytes(&junk).unwrap();
+        let w = Weights::new(&sig, &[]);
+        let p = photo(2);
+        let v = verify(&p, &p.full(), &sig, &w, &Occlusion::default());
+        assert!(v.score.is_finite());
+        let _ = local(&p, &v.frame, &sig, &w, &Occlusion::default());
+        let _ = scene(&p, &v.frame, &sig, &w, &Occlusion::default());
     }
 
     #[test]

@@ -373,6 +373,7 @@ impl Lookup {
             table,
         };
         lookup.check_shape()?;
+        lookup.advise();
         Ok(lookup)
     }
 
@@ -407,6 +408,31 @@ impl Lookup {
         }
         Ok(())
     }
+
+    /// Per-photo records and multi-index ids are read a few at a time at random places:
+    /// reading ahead of them (the kernel's default for a mapping) would fill memory with
+    /// neighbours nobody asked for. The hash arrays, scanned whole when a query is cheaper
+    /// that way, keep the default. Advice only; a refusal changes nothing.
+    #[cfg(unix)]
+    fn advise(&self) {
+        for s in [
+            Section::LabelEnds,
+            Section::Labels,
+            Section::Kinds,
+            Section::RegionMih,
+            Section::WholeMih,
+            Section::Signatures,
+            Section::Colours,
+        ] {
+            let (off, len) = self.table[s as usize];
+            if len > 0 {
+                let _ = self.map.advise_range(memmap2::Advice::Random, off, len);
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn advise(&self) {}
 
     fn bytes(&self, s: Section) -> &[u8] {
         let (off, len) = self.table[s as usize];

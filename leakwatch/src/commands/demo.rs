@@ -90,16 +90,24 @@ fn report(tb: &testbed::Running, data_dir: &Path) -> anyhow::Result<()> {
         .iter()
         .filter(|l| alerts.iter().any(|a| alerts_leak(a, l)))
         .count();
-    let decoys_alerted = truth
-        .decoys
-        .iter()
-        .filter(|d| alerts.iter().any(|a| a.url == d.image_url))
-        .count();
+    let decoy_alerts = |kind: AlertKind| {
+        truth
+            .decoys
+            .iter()
+            .filter(|d| {
+                alerts
+                    .iter()
+                    .any(|a| a.url == d.image_url && a.kind == kind)
+            })
+            .count()
+    };
     println!(
         "\nagainst the testbed's truth: {caught} of {} planted leaks were alerted; \
-         {decoys_alerted} of {} decoys alerted",
+         {} of {} decoys alerted as a stolen photo ({} as a frame of a stolen camera)",
         truth.leaks.len(),
-        truth.decoys.len()
+        decoy_alerts(AlertKind::Image),
+        truth.decoys.len(),
+        decoy_alerts(AlertKind::Scene)
     );
     if let Some(p) = truth.phrases.first() {
         let index = indexer::PageIndex::open(data_dir)?;
