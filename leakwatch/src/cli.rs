@@ -220,7 +220,7 @@ pub enum AlertsCmd {
         /// Default: a temporary queue that lives as long as this command.
         #[arg(long)]
         queue: Option<String>,
-        /// Routing-key pattern: `alert.#` (all), `alert.image`, `alert.text`.
+        /// Routing-key pattern: `alert.#` (all), `alert.image`, `alert.scene`, `alert.text`.
         #[arg(long, default_value = "alert.#")]
         pattern: String,
     },

@@ -19,7 +19,7 @@ pub const PAGES_EXCHANGE: &str = "leakwatch.pages";
 pub const PAGES_FOR_INDEXER: &str = "leakwatch.pages.indexer";
 pub const PAGES_FOR_MATCHER: &str = "leakwatch.pages.matcher";
 
-/// Topic exchange for alerts, routing keys `alert.image` and `alert.text`.
+/// Topic exchange for alerts, routing keys `alert.image`, `alert.scene` and `alert.text`.
 pub const ALERTS_EXCHANGE: &str = "alerts";
 /// The alert store's own queue on the alerts exchange.
 pub const ALERTS_FOR_STORE: &str = "leakwatch.alerts.store";
