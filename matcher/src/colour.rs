@@ -87,36 +87,26 @@ impl Chroma {
         hidden: &[(f32, f32)],
         skip_clipped: bool,
     ) -> Vec<Option<(f32, f32)>> {
-        let n = CELLS;
-        let (cw, ch) = (frame.w / n as f32, frame.h / n as f32);
-        let (sin, cos) = frame.angle.sin_cos();
         let (pw, ph) = (self.cb.width as f32, self.cb.height as f32);
-        let mut out = Vec::with_capacity(n * n);
-        for j in 0..n {
-            let v = (j as f32 + 0.5) * ch - frame.h / 2.0;
-            for i in 0..n {
-                let u = (i as f32 + 0.5) * cw - frame.w / 2.0;
-                let x = frame.cx + u * cos - v * sin;
-                let y = frame.cy + u * sin + v * cos;
+        let (centres, cw, ch) = frame.cell_centres(CELLS);
+        centres
+            .map(|(x, y)| {
                 let covered = hidden
                     .iter()
                     .any(|&(a, b)| b > a && y + ch / 2.0 > a && y - ch / 2.0 < b);
                 if x < 0.0 || y < 0.0 || x >= pw || y >= ph || covered {
-                    out.push(None);
-                    continue;
+                    return None;
                 }
                 let (x0, y0, x1, y1) = (x - cw / 2.0, y - ch / 2.0, x + cw / 2.0, y + ch / 2.0);
                 if skip_clipped && self.clipped.box_mean(x0, y0, x1, y1) > MAX_CLIPPED {
-                    out.push(None);
-                    continue;
+                    return None;
                 }
-                out.push(Some((
+                Some((
                     self.cb.box_mean(x0, y0, x1, y1),
                     self.cr.box_mean(x0, y0, x1, y1),
-                )));
-            }
-        }
-        out
+                ))
+            })
+            .collect()
     }
 }
 

@@ -276,6 +276,20 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The centres of the `n`×`n` cells of this frame in the found image, row by row, and
+    /// the cell size.
+    pub fn cell_centres(&self, n: usize) -> (impl Iterator<Item = (f32, f32)> + '_, f32, f32) {
+        let (cw, ch) = (self.w / n as f32, self.h / n as f32);
+        let (sin, cos) = self.angle.sin_cos();
+        let centres = (0..n * n).map(move |c| {
+            let (j, i) = (c / n, c % n);
+            let v = (j as f32 + 0.5) * ch - self.h / 2.0;
+            let u = (i as f32 + 0.5) * cw - self.w / 2.0;
+            (self.cx + u * cos - v * sin, self.cy + u * sin + v * cos)
+        });
+        (centres, cw, ch)
+    }
+
     pub fn fit(r: &Rect) -> Frame {
         Frame {
             cx: (r.x0 + r.x1) / 2.0,
@@ -292,18 +306,11 @@ impl Frame {
 fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
     let mut m = vec![0f32; n * n];
     let mut inside = vec![false; n * n];
-    let (cw, ch) = (frame.w / n as f32, frame.h / n as f32);
-    let (sin, cos) = frame.angle.sin_cos();
     let (pw, ph) = (plane.width as f32, plane.height as f32);
-    for j in 0..n {
-        let v = (j as f32 + 0.5) * ch - frame.h / 2.0;
-        for i in 0..n {
-            let u = (i as f32 + 0.5) * cw - frame.w / 2.0;
-            let x = frame.cx + u * cos - v * sin;
-            let y = frame.cy + u * sin + v * cos;
-            inside[j * n + i] = x >= 0.0 && y >= 0.0 && x < pw && y < ph;
-            m[j * n + i] = plane.box_mean(x - cw / 2.0, y - ch / 2.0, x + cw / 2.0, y + ch / 2.0);
-        }
+    let (centres, cw, ch) = frame.cell_centres(n);
+    for (c, (x, y)) in centres.enumerate() {
+        inside[c] = x >= 0.0 && y >= 0.0 && x < pw && y < ph;
+        m[c] = plane.box_mean(x - cw / 2.0, y - ch / 2.0, x + cw / 2.0, y + ch / 2.0);
     }
     let total = steps(n);
     let mut diffs = vec![0f32; total];
@@ -348,8 +355,40 @@ fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
 /// of view, while a cropped copy pays only a little for its missing border. Steps in
 /// `occluded` rows (a banner the found image carries) are left out entirely.
 fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &Occlusion) -> f32 {
-    let (sig, valid) = sample(plane, frame, own.n);
     let (mut bad, mut seen) = (0f32, 0f32);
+    compare_steps(
+        plane,
+        frame,
+        own,
+        weights,
+        occluded,
+        |_, wt, in_view, differs| {
+            seen += wt;
+            if !in_view {
+                bad += OUT_OF_VIEW * wt;
+            } else if differs {
+                bad += wt;
+            }
+        },
+    );
+    if seen < MIN_WEIGHT {
+        return 1.0;
+    }
+    bad / seen
+}
+
+/// Samples the found image under `frame` and calls `visit(step, weight, in_view, differs)`
+/// for every strong, weighted step of `own` outside the occluded rows: whether both its
+/// cells lie inside the found image, and whether its sign differs there.
+fn compare_steps(
+    plane: &Plane,
+    frame: &Frame,
+    own: &Steps,
+    weights: &[f32],
+    occluded: &Occlusion,
+    mut visit: impl FnMut(usize, f32, bool, bool),
+) {
+    let (sig, valid) = sample(plane, frame, own.n);
     for (w, (&strong, &valid_w)) in own.strong.iter().zip(&valid).enumerate() {
         let diff = sig.sign[w] ^ own.sign[w];
         let mut bits = strong;
@@ -361,18 +400,9 @@ fn score(plane: &Plane, frame: &Frame, own: &Steps, weights: &[f32], occluded: &
             if wt == 0.0 || occluded.hides(k, own.n, frame) {
                 continue;
             }
-            seen += wt;
-            if valid_w >> b & 1 == 0 {
-                bad += OUT_OF_VIEW * wt;
-            } else if diff >> b & 1 == 1 {
-                bad += wt;
-            }
+            visit(k, wt, valid_w >> b & 1 == 1, diff >> b & 1 == 1);
         }
     }
-    if seen < MIN_WEIGHT {
-        return 1.0;
-    }
-    bad / seen
 }
 
 /// Cells per side of a block in [`local`]: a plate or a face at the fine grid.
@@ -404,28 +434,26 @@ pub fn local(
     let (own, weights) = (&own.fine, &weights.fine);
     let n = own.n;
     let per = n.div_ceil(BLOCK);
-    let (sig, valid) = sample(plane, frame, n);
     let mut bad = vec![0f32; per * per];
     let mut seen = vec![0f32; per * per];
-    for (w, (&strong, &valid_w)) in own.strong.iter().zip(&valid).enumerate() {
-        let diff = sig.sign[w] ^ own.sign[w];
-        let mut bits = strong;
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let k = w * 64 + b;
-            let wt = weights[k];
-            if wt == 0.0 || valid_w >> b & 1 == 0 || occluded.hides(k, n, frame) {
-                continue;
+    compare_steps(
+        plane,
+        frame,
+        own,
+        weights,
+        occluded,
+        |k, wt, in_view, differs| {
+            if !in_view {
+                return;
             }
             let (row, col) = step_cell(k, n);
             let blk = (row / BLOCK) * per + col / BLOCK;
             seen[blk] += wt;
-            if diff >> b & 1 == 1 {
+            if differs {
                 bad[blk] += wt;
             }
-        }
-    }
+        },
+    );
     let mut scores: Vec<f32> = bad
         .iter()
         .zip(&seen)

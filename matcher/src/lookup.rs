@@ -42,7 +42,7 @@ use crate::colour::{self, ColourGrid};
 use crate::engine::Region;
 use crate::grid::Signature;
 use crate::hashing::Hash256;
-use crate::mih::{self, MihRef};
+use crate::mih::{self, words, MihRef};
 
 pub const LOOKUP_FILE: &str = "fingerprints.lookup";
 const MAGIC: &[u8; 8] = b"LWLOOKUP";
@@ -114,16 +114,6 @@ impl Photos for [crate::Fingerprint] {
     fn colour(&self, i: usize) -> Option<Cow<'_, ColourGrid>> {
         self[i].colour.as_ref().map(Cow::Borrowed)
     }
-}
-
-fn words(h: &Hash256) -> [u64; 4] {
-    let mut w = [0u64; 4];
-    for (i, out) in w.iter_mut().enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&h[i * 8..i * 8 + 8]);
-        *out = u64::from_le_bytes(b);
-    }
-    w
 }
 
 /// Writes a lookup file of `photos` (read section by section). `bank_id` names the bank it

@@ -112,7 +112,7 @@ enum Plan {
 
 /// The hash as four little-endian words, the layout [`crate::hashing::hamming`] uses.
 #[inline]
-fn words(h: &Hash256) -> [u64; 4] {
+pub(crate) fn words(h: &Hash256) -> [u64; 4] {
     let mut w = [0u64; 4];
     for (i, out) in w.iter_mut().enumerate() {
         let mut b = [0u8; 8];
