@@ -218,6 +218,7 @@ impl Handler<FetchedPage> for Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Bank;
     use bus::EmbeddedBus;
 
     fn page(text: &str) -> FetchedPage {
@@ -259,6 +260,95 @@ mod tests {
         other.url = "http://forum.test/t/2".into();
         Handler::handle(&m, &bus, other).await.unwrap();
         assert_eq!(stats.get(Counter::AlertsRaised), 2);
+    }
+
+    fn image(url: &str, img: &image::RgbImage) -> FetchedImage {
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85)
+            .encode_image(img)
+            .unwrap();
+        FetchedImage {
+            url: url.into(),
+            page_url: Some("http://forum.test/t/9".into()),
+            content_type: Some("image/jpeg".into()),
+            sha256: schema::sha256_hex(&bytes),
+            fetched_at: schema::now_rfc3339(),
+            page_fetched_at: None,
+            listed_at: None,
+            bytes,
+        }
+    }
+
+    /// Through the role and the bus, as the indexer receives them: a copy of a stolen photo
+    /// is an image alert naming it; twins of stolen photos (same model and camera, other
+    /// paint, plate and driver) are never image alerts, and frames of a stolen camera come
+    /// out as scene alerts with the nearest photos as context.
+    #[tokio::test]
+    async fn copies_alert_as_their_photo_and_twins_as_their_camera() {
+        let pairs = testbed::twin_photos(31, 8, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let mut bank = Bank::open(dir.path()).unwrap();
+        for (i, (a, _)) in pairs.iter().enumerate() {
+            let img = image::DynamicImage::ImageRgb8(a.clone());
+            let fp = crate::fingerprint_image(&img, format!("a-{i}"), format!("{i:064x}"));
+            assert!(bank.insert(fp.unwrap()));
+        }
+        bank.save().unwrap();
+        let config = MatcherConfig::default();
+        let engine = crate::open_engine(dir.path(), config.params()).unwrap();
+        let stats = Arc::new(Stats::default());
+        let m = Matcher::new(
+            config,
+            engine,
+            Watchlist::open(dir.path()).unwrap(),
+            stats.clone(),
+        );
+        let bus = EmbeddedBus::default();
+        Handler::handle(&m, &bus, image("http://x/copy.jpg", &pairs[0].0))
+            .await
+            .unwrap();
+        for (i, (_, twin)) in pairs.iter().enumerate() {
+            Handler::handle(&m, &bus, image(&format!("http://x/twin-{i}.jpg"), twin))
+                .await
+                .unwrap();
+        }
+        let raised = stats.get(Counter::AlertsRaised);
+        let mut alerts = bus
+            .consume(schema::names::ALERTS_FOR_STORE, 64)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..raised {
+            let d = alerts.next().await.unwrap();
+            got.push(schema::Alert::decode(&d.payload).unwrap());
+            d.ack().await.unwrap();
+        }
+        let copy: Vec<_> = got
+            .iter()
+            .filter(|a| a.url == "http://x/copy.jpg")
+            .collect();
+        assert_eq!(copy.len(), 1, "{got:#?}");
+        assert_eq!(
+            (copy[0].kind, copy[0].label.as_str()),
+            (schema::AlertKind::Image, "a-0")
+        );
+        let twins: Vec<_> = got.iter().filter(|a| a.url.contains("twin-")).collect();
+        assert!(
+            twins.iter().all(|a| a.kind == schema::AlertKind::Scene),
+            "a twin was named as a stolen photo: {twins:#?}"
+        );
+        assert!(
+            twins.len() >= 4,
+            "only {} of 8 twins seen as scenes",
+            twins.len()
+        );
+        for a in &twins {
+            assert!(
+                a.label.starts_with("cluster-a-") && !a.context.is_empty(),
+                "{a:?}"
+            );
+            assert_eq!(a.routing_key(), "alert.scene");
+        }
     }
 
     #[test]
