@@ -53,6 +53,7 @@ pub fn image(
         page_fetched_at: None,
         listed_at: None,
         context: Vec::new(),
+        identifier: None,
     }
 }
 
@@ -78,11 +79,13 @@ pub fn scene(
         page_fetched_at: None,
         listed_at: None,
         context: nearest.to_vec(),
+        identifier: None,
     }
 }
 
-/// A text alert: the page at `page_url` contains the watched identifier `label`.
-pub fn text(label: &str, page_url: &str) -> Alert {
+/// A text alert: the page at `page_url` contains the watched identifier `label`, seen as
+/// `sighting` (kind, masked value, position).
+pub fn text(label: &str, page_url: &str, sighting: schema::IdentifierSighting) -> Alert {
     Alert {
         id: Alert::id_for(AlertKind::Text, label, page_url),
         kind: AlertKind::Text,
@@ -95,6 +98,7 @@ pub fn text(label: &str, page_url: &str) -> Alert {
         page_fetched_at: None,
         listed_at: None,
         context: Vec::new(),
+        identifier: Some(sighting),
     }
 }
 
@@ -109,8 +113,16 @@ mod tests {
             a.id,
             super::image("cam-2", "http://x/a.jpg", None, 3, "pdq").id
         );
-        let t = super::text("cam-1", "http://x/a.jpg");
+        let seen = schema::IdentifierSighting {
+            kind: "plate".into(),
+            masked: "K*****1".into(),
+            field: "text".into(),
+            offset: 0,
+        };
+        let t = super::text("cam-1", "http://x/a.jpg", seen.clone());
         assert_ne!(a.id, t.id);
+        let elsewhere = schema::IdentifierSighting { offset: 99, ..seen };
+        assert_eq!(t.id, super::text("cam-1", "http://x/a.jpg", elsewhere).id);
         assert_eq!(t.page_url.as_deref(), Some("http://x/a.jpg"));
     }
 }

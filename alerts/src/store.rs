@@ -144,6 +144,7 @@ mod tests {
             page_fetched_at: None,
             listed_at: None,
             context: Vec::new(),
+            identifier: None,
         }
     }
 

@@ -268,7 +268,7 @@ impl AmqpBus {
             ch.queue_declare(
                 name.into(),
                 QueueDeclareOptions::durable(),
-                quorum_args(Some(name), ALERT_QUEUE_DELIVERY_LIMIT),
+                quorum_args(name, Some(name), ALERT_QUEUE_DELIVERY_LIMIT),
             )
             .await
             .map_err(broker)
@@ -507,8 +507,36 @@ fn next_tag() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn quorum_args(dead_letter_key: Option<&str>, delivery_limit: u32) -> FieldTable {
+/// How long a message that carries image bytes may wait in a queue (or its dead-letter
+/// queue): a decoded copy of a stolen photo must not outlive its processing by days.
+pub const IMAGE_BYTES_TTL_MS: i64 = 24 * 3600 * 1000;
+/// Most bytes a queue of image bytes holds; past it the broker refuses new images (the
+/// crawler waits and retries) instead of spilling them to disk without bound.
+pub const IMAGE_BYTES_MAX: i64 = 2 * 1024 * 1024 * 1024;
+
+/// Queues whose messages carry image bytes.
+fn carries_image_bytes(queue: &str) -> bool {
+    queue == names::IMAGES || queue == dead_letter_queue(names::IMAGES)
+}
+
+fn quorum_args(queue: &str, dead_letter_key: Option<&str>, delivery_limit: u32) -> FieldTable {
     let mut args = FieldTable::default();
+    if carries_image_bytes(queue) {
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(IMAGE_BYTES_TTL_MS),
+        );
+        args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(IMAGE_BYTES_MAX),
+        );
+        let overflow = if dead_letter_key.is_some() {
+            "reject-publish"
+        } else {
+            "drop-head"
+        };
+        args.insert("x-overflow".into(), AMQPValue::LongString(overflow.into()));
+    }
     args.insert(
         "x-queue-type".into(),
         AMQPValue::LongString("quorum".into()),
@@ -547,7 +575,7 @@ async fn declare_dead_letter_queue(ch: &Channel, queue: &str) -> Result<(), BusE
     ch.queue_declare(
         dlq.as_str().into(),
         QueueDeclareOptions::durable(),
-        quorum_args(None, 1000),
+        quorum_args(&dlq, None, 1000),
     )
     .await
     .map_err(broker)?;
@@ -574,7 +602,7 @@ async fn declare_topology(ch: &Channel, delivery_limit: u32) -> Result<(), BusEr
         ch.queue_declare(
             q.into(),
             QueueDeclareOptions::durable(),
-            quorum_args(Some(q), delivery_limit),
+            quorum_args(q, Some(q), delivery_limit),
         )
         .await
         .map_err(broker)?;

@@ -277,7 +277,8 @@ fn css_urls(style: &str) -> Vec<String> {
     out
 }
 
-fn push_collapsed(out: &mut String, s: &str, max: usize) {
+/// Appends the words of `s` to `out`, one space apart, while `out` stays within `max` bytes.
+pub(crate) fn push_collapsed(out: &mut String, s: &str, max: usize) {
     for word in s.split_whitespace() {
         if out.len() + word.len() + 1 > max {
             return;

@@ -12,6 +12,8 @@ use crate::FetchError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
     Html,
+    /// Plain text, CSV, JSON, markdown: a paste's raw view ([`crate::textbody`]).
+    Text,
     Image,
     Other,
     /// `304 Not Modified` to a conditional request: the page is as it was.
@@ -96,7 +98,32 @@ pub fn sniff(content_type: Option<&str>, body: &[u8]) -> Sniffed {
     {
         return Sniffed::Html;
     }
+    if TEXT_TYPES.iter().any(|t| ct.starts_with(t)) || ct.is_empty() && looks_like_text(body) {
+        return Sniffed::Text;
+    }
     Sniffed::Other
+}
+
+/// Content types read as text bodies.
+const TEXT_TYPES: [&str; 8] = [
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+    "text/x-markdown",
+    "text/tab-separated-values",
+    "application/json",
+    "application/x-ndjson",
+    "application/ld+json",
+];
+
+/// A body without a content type whose first KiB is text: no NUL, few control bytes.
+fn looks_like_text(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(1024)];
+    let control = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'))
+        .count();
+    !head.is_empty() && !head.contains(&0) && control * 100 <= head.len()
 }
 
 /// Whether the bytes start like an image format leakwatch decodes.
@@ -265,6 +292,13 @@ mod tests {
         );
         assert_eq!(sniff(None, b"  <!DOCTYPE html><p>"), Sniffed::Html);
         assert_eq!(sniff(Some("application/pdf"), b"%PDF-1.4"), Sniffed::Other);
+        assert_eq!(
+            sniff(Some("text/plain; charset=utf-8"), b"KX7-4821"),
+            Sniffed::Text
+        );
+        assert_eq!(sniff(Some("Application/JSON"), b"{}"), Sniffed::Text);
+        assert_eq!(sniff(None, b"plates:\nKX7-4821\n"), Sniffed::Text);
+        assert_eq!(sniff(None, b"\0\x01\x02binary"), Sniffed::Other);
         assert_eq!(
             sniff(Some("application/octet-stream"), b"RIFF\0\0\0\0WEBPVP8 "),
             Sniffed::Image

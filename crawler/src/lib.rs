@@ -27,6 +27,7 @@ pub mod schedule;
 mod schedule_store;
 pub mod socks5;
 pub mod store;
+pub mod textbody;
 pub mod tor;
 pub mod transport;
 pub mod urls;

@@ -28,6 +28,7 @@ use crate::extract::{extract, ExtractLimits};
 use crate::fetch::{decode_html, fetch, image_magic, Fetched, Sniffed};
 use crate::parse::Cut;
 use crate::politeness::HostGate;
+use crate::textbody::{base64_images, extract_text};
 use crate::transport::{Fetcher, Limits, Patience};
 use crate::urls::{is_onion, site_of};
 use crate::{CrawlerConfig, FetchError};
@@ -153,7 +154,9 @@ impl Crawler {
                 self.publish_image(bus, req, &fetched).await?;
                 self.report(bus, req, PageOutcome::Changed, seen).await
             }
-            (ResourceKind::Page, Sniffed::Html) => self.publish_page(bus, req, fetched).await,
+            (ResourceKind::Page, Sniffed::Html | Sniffed::Text) => {
+                self.publish_page(bus, req, fetched).await
+            }
             (ResourceKind::Image, _) => {
                 self.stats.error(FetchError::NotAnImage.kind());
                 Ok(())
@@ -263,15 +266,35 @@ impl Crawler {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let sha = schema::sha256_hex(&body);
+        let sniffed = fetched.sniffed;
         let parsed = tokio::task::spawn_blocking(move || {
-            let (html, guessed) = decode_html(content_type.as_deref(), &body);
-            (extract(&html, &page_url, &limits), guessed)
+            let (decoded, guessed) = decode_html(content_type.as_deref(), &body);
+            let (mut extracted, hidden) = if sniffed == Sniffed::Text {
+                extract_text(&decoded, &page_url, &limits)
+            } else {
+                let extracted = extract(&decoded, &page_url, &limits);
+                // Base64 pasted into a page's visible text (a `<pre>` block, a comment).
+                let room = limits
+                    .max_images
+                    .saturating_sub(extracted.inline_images.len());
+                let hidden = base64_images(&extracted.text, limits.max_data_uri_bytes, room);
+                (extracted, hidden)
+            };
+            for img in &hidden.images {
+                if !extracted.inline_images.contains(img) {
+                    extracted.inline_images.push(img.clone());
+                }
+            }
+            (extracted, guessed, hidden.too_large)
         })
         .await;
-        let Ok((extracted, guessed_encoding)) = parsed else {
+        let Ok((extracted, guessed_encoding, too_large)) = parsed else {
             self.stats.error(kinds::EXTRACT_PANIC);
             return Ok(());
         };
+        for _ in 0..too_large {
+            self.stats.error(kinds::EXTRACT_BASE64_TOO_LARGE);
+        }
         match extracted.cut {
             Some(Cut::TooDeep) => self.stats.error(kinds::HTML_TOO_DEEP),
             Some(Cut::TooSlow) => self.stats.error(kinds::HTML_TOO_SLOW),

@@ -18,6 +18,21 @@ pub use index::{ImageSighting, PageIndex, SearchHit};
 pub use role::Indexer;
 
 /// Errors of the index.
+/// Hides what must never be stored (the watched identifiers) in a page's text before it is
+/// indexed: neither stored text, snippets nor the term dictionary may hold it.
+pub trait Redact: Send + Sync {
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str>;
+}
+
+/// Keeps text as it is: for an index with nothing to hide.
+pub struct KeepText;
+
+impl Redact for KeepText {
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index error: {0}")]

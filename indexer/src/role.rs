@@ -5,6 +5,8 @@
 //! documents or `commit_interval_ms`, whichever first, after `idle_commit_ms` without a new
 //! message, and once more when the bus closes.
 //! Alerts are written and fsynced one by one (they are rare and precious) before their ack.
+//! A page's title and text pass through [`Redact`] first: watched identifiers never reach
+//! the index.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +15,10 @@ use alerts::{AlertStore, StoreError};
 use bus::consumer::decode;
 use bus::{Bus, BusError, Counter, Delivery, Stats};
 use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
-use schema::{Alert, Message};
+use schema::{Alert, FetchedPage, Message};
 use tantivy::IndexWriter;
 
-use crate::{IndexError, IndexerConfig, PageIndex};
+use crate::{IndexError, IndexerConfig, PageIndex, Redact};
 
 /// Why the indexer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,7 @@ pub struct Indexer {
     index: Arc<PageIndex>,
     alerts: AlertStore,
     stats: Arc<Stats>,
+    redact: Arc<dyn Redact>,
 }
 
 impl Indexer {
@@ -43,12 +46,14 @@ impl Indexer {
         index: Arc<PageIndex>,
         alerts: AlertStore,
         stats: Arc<Stats>,
+        redact: Arc<dyn Redact>,
     ) -> Self {
         Indexer {
             config,
             index,
             alerts,
             stats,
+            redact,
         }
     }
 
@@ -106,8 +111,14 @@ impl Indexer {
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
         let what = (PAGES_FOR_INDEXER, Counter::IndexedPages);
-        self.on_document(w, d, pending, what, PageIndex::upsert_page)
-            .await
+        let redact = self.redact.clone();
+        let upsert = move |index: &PageIndex, w: &IndexWriter, page: &FetchedPage| {
+            let mut page = page.clone();
+            page.title = redact.redact(&page.title).into_owned();
+            page.text = redact.redact(&page.text).into_owned();
+            index.upsert_page(w, &page)
+        };
+        self.on_document(w, d, pending, what, upsert).await
     }
 
     async fn on_verdict(
@@ -129,7 +140,7 @@ impl Indexer {
         d: Delivery,
         pending: &mut Vec<Delivery>,
         (queue, counter): (&'static str, Counter),
-        upsert: fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
+        upsert: impl Fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
     ) -> Result<(), IndexerError> {
         let Some((m, d)) = decode::<M>(d, &self.stats, queue).await? else {
             return Ok(());

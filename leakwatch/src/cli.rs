@@ -116,14 +116,42 @@ pub enum FingerprintsCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum WatchlistCmd {
-    /// Add identifiers from a file: one per line, optionally `LABEL<TAB>IDENTIFIER`.
-    /// Only keyed hashes are stored.
+    /// Add identifiers from a file, one per line: `IDENTIFIER`, `KIND:IDENTIFIER`,
+    /// `LABEL<TAB>IDENTIFIER` or `LABEL<TAB>KIND<TAB>IDENTIFIER`; `#` starts a comment.
+    /// Kinds: plate, document (letters and digits; O/0 and I/1 are one), email, name, term
+    /// (words, any case). Only keyed hashes are stored: keep the key outside the data dir
+    /// (LEAKWATCH_WATCHLIST_KEY_FILE or LEAKWATCH_WATCHLIST_KEY).
     Import {
         /// The identifiers file.
         file: PathBuf,
+        /// The kind of lines that name none.
+        #[arg(long, value_enum, default_value = "plate")]
+        kind: KindArg,
     },
     /// How many identifiers are watched.
     Count,
+}
+
+/// `--kind` of `watchlist import`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Plate,
+    Document,
+    Email,
+    Name,
+    Term,
+}
+
+impl From<KindArg> for matcher::IdentifierKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Plate => matcher::IdentifierKind::Plate,
+            KindArg::Document => matcher::IdentifierKind::Document,
+            KindArg::Email => matcher::IdentifierKind::Email,
+            KindArg::Name => matcher::IdentifierKind::Name,
+            KindArg::Term => matcher::IdentifierKind::Term,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,7 @@ fn alert(label: &str) -> Alert {
         page_fetched_at: None,
         listed_at: None,
         context: Vec::new(),
+        identifier: None,
     }
 }
 

@@ -684,6 +684,7 @@ async fn webhook_forwarder_retries_until_2xx_and_delivers_once() {
         page_fetched_at: None,
         listed_at: None,
         context: Vec::new(),
+        identifier: None,
     };
     bus::publish_msg(&bus, schema::names::ALERTS_EXCHANGE, "alert.image", &alert)
         .await

@@ -64,6 +64,68 @@ fn crawl_args(seeds: &[String]) -> Vec<&str> {
     run
 }
 
+/// The spellings of a stolen identifier that must not be stored anywhere.
+fn spellings(t: &testbed::TextLeak) -> Vec<String> {
+    let listed = t.identifier.to_ascii_lowercase();
+    let bare: String = listed.chars().filter(char::is_ascii_alphanumeric).collect();
+    let mut out = vec![
+        listed.clone(),
+        bare,
+        listed.replace('-', " "),
+        t.written_as.to_lowercase(),
+    ];
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// No file under the data dir holds a planted identifier in any of its spellings, and the
+/// index finds none of them (the term dictionary has neither the identifier nor its pieces
+/// side by side), while the masks that replaced them are searchable.
+async fn assert_nothing_watched_is_stored(data: &Path, truth: &testbed::Truth) {
+    let mut files = vec![data.to_path_buf()];
+    let mut contents = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            contents.push((p, bytes.to_ascii_lowercase()));
+        }
+    }
+    assert!(contents.len() > 5, "the data dir is nearly empty");
+    for t in &truth.text_leaks {
+        for s in spellings(t) {
+            for (path, bytes) in &contents {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "{s:?} ({}) stored in clear in {}",
+                    t.identifier,
+                    path.display()
+                );
+            }
+        }
+        let pieces = t.identifier.replace('-', " ");
+        for q in [format!("\"{pieces}\""), t.identifier.replace('-', "")] {
+            let hits = json_lines(&leakwatch(data, &["search", &q, "--json"]).await);
+            assert!(hits.is_empty(), "the index finds {q}: {hits:?}");
+        }
+    }
+    let masked =
+        json_lines(&leakwatch(data, &["search", "plate", "--json", "--limit", "1000"]).await);
+    let leak_pages: HashSet<&str> = truth
+        .text_leaks
+        .iter()
+        .map(|t| t.page_url.as_str())
+        .collect();
+    assert!(
+        masked
+            .iter()
+            .any(|h| leak_pages.contains(h["url"].as_str().unwrap())
+                && h["snippet"].as_str().unwrap().contains("[plate-")),
+        "no masked identifier is searchable: {masked:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     let tb = testbed::start(testbed::Config::default()).await.unwrap();
@@ -169,6 +231,18 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
         text_pages.iter().all(|p| leak_pages.contains(p)),
         "text alert on a page without a leak"
     );
+
+    // Text alerts say what kind of identifier was seen and where, masked.
+    for a in alerts.iter().filter(|a| a["kind"] == "text") {
+        let sighting = &a["identifier"];
+        assert!(
+            ["plate", "document"].contains(&sighting["kind"].as_str().unwrap()),
+            "{a}"
+        );
+        assert!(sighting["masked"].as_str().unwrap().contains('*'), "{a}");
+        assert!(sighting["offset"].is_u64(), "{a}");
+    }
+    assert_nothing_watched_is_stored(&data, &truth).await;
 
     // A second crawl finds the same leaks and stores no alert twice.
     let again = &json_lines(&leakwatch(&data, &run).await)[0];

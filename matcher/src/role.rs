@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bus::stats::{kinds, Family};
 use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
-use schema::{FetchedImage, FetchedPage, ImageHash, ImageVerdict, Message};
+use schema::{FetchedImage, FetchedPage, IdentifierSighting, ImageHash, ImageVerdict, Message};
 
 use crate::engine::Engine;
 use crate::{match_bytes, ImageError, MatcherConfig, Outcome, Sighted, Watchlist};
@@ -196,15 +196,16 @@ impl Handler<FetchedImage> for Matcher {
 
 #[async_trait]
 impl Handler<FetchedPage> for Matcher {
-    /// Scans the page's title and text for watched identifiers; one text alert per hit.
+    /// Scans the page's title and text for watched identifiers; one text alert per watched
+    /// identifier seen, placed at its first sighting.
     async fn handle(&self, bus: &dyn Bus, page: FetchedPage) -> Result<Handled, BusError> {
         let wl = self.watchlist.clone();
-        let text = format!("{}\n{}", page.title, page.text);
-        let hits = tokio::task::spawn_blocking(move || wl.scan(&text))
+        let (title, text) = (page.title.clone(), page.text.clone());
+        let hits = tokio::task::spawn_blocking(move || sightings(&wl, &title, &text))
             .await
             .unwrap_or_default();
-        for label in hits {
-            let mut alert = alerts::text(&label, &page.url);
+        for (label, sighting) in hits {
+            let mut alert = alerts::text(&label, &page.url, sighting);
             alert.page_fetched_at = Some(page.fetched_at.clone());
             alert.listed_at = page.listed_at.clone();
             if self.raise(bus, &alert).await? {
@@ -213,6 +214,26 @@ impl Handler<FetchedPage> for Matcher {
         }
         Ok(Handled::Done)
     }
+}
+
+/// The first sighting of each watched identifier in a page, title first.
+fn sightings(wl: &Watchlist, title: &str, text: &str) -> Vec<(String, IdentifierSighting)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (field, s) in [("title", title), ("text", text)] {
+        for hit in wl.find(s) {
+            if hit.whole && seen.insert(hit.entry) {
+                let sighting = IdentifierSighting {
+                    kind: hit.kind.as_str().to_string(),
+                    masked: hit.masked,
+                    field: field.to_string(),
+                    offset: s[..hit.start].chars().count(),
+                };
+                out.push((hit.label, sighting));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -240,7 +261,8 @@ mod tests {
     async fn a_changed_page_does_not_raise_its_alert_again() {
         let dir = tempfile::tempdir().unwrap();
         let mut wl = Watchlist::open(dir.path()).unwrap();
-        wl.add("KX7-4821", Some("plate-1")).unwrap();
+        wl.add("KX7-4821", crate::identifiers::Kind::Plate, Some("plate-1"))
+            .unwrap();
         let stats = Arc::new(Stats::default());
         let m = Matcher::new(
             MatcherConfig::default(),

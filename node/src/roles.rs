@@ -58,7 +58,14 @@ fn failed(role: Role) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> No
 pub fn start_indexer(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     let index = Arc::new(PageIndex::open(&ctx.data_dir)?);
     let alerts = alerts::AlertStore::open(&ctx.data_dir)?;
-    let indexer = Indexer::new(ctx.config.indexer.clone(), index, alerts, ctx.stats.clone());
+    let redact = Arc::new(Masking(Watchlist::open(&ctx.data_dir)?));
+    let indexer = Indexer::new(
+        ctx.config.indexer.clone(),
+        index,
+        alerts,
+        ctx.stats.clone(),
+        redact,
+    );
     let bus = ctx.bus.clone();
     Ok(Box::pin(async move {
         indexer
@@ -66,6 +73,18 @@ pub fn start_indexer(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
             .await
             .map_err(|e| failed(Role::Indexer)(e.into()))
     }))
+}
+
+/// The indexer's redaction: every watched identifier becomes `[kind-N]`.
+struct Masking(Watchlist);
+
+impl indexer::Redact for Masking {
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.0.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        std::borrow::Cow::Owned(self.0.mask(text).0)
+    }
 }
 
 /// Loads the fingerprint bank and the watchlist.

@@ -172,7 +172,7 @@ mod tests {
 
     fn alert(listed: Option<u64>, fetched: Option<u64>, detected: u64) -> schema::Alert {
         let t = schema::rfc3339_from_unix;
-        let mut a = alerts::text("x", "http://a.test/");
+        let mut a = alerts::image("x", "http://a.test/x.jpg", None, 0, "pdq");
         a.listed_at = listed.map(t);
         a.page_fetched_at = fetched.map(t);
         a.detected_at = t(detected);

@@ -19,7 +19,10 @@ fn import_truth(tb: &testbed::Running, data: &std::path::Path, config: &Config) 
     let idents = scratch.path().join("identifiers.txt");
     tb.write_identifiers(&idents).unwrap();
     let mut wl = matcher::Watchlist::open(data).unwrap();
-    let imported = wl.import_text(&std::fs::read_to_string(&idents).unwrap());
+    let imported = wl.import_text(
+        &std::fs::read_to_string(&idents).unwrap(),
+        matcher::IdentifierKind::Plate,
+    );
     assert!(imported.rejected.is_empty() && imported.added > 0);
     wl.save().unwrap();
 }

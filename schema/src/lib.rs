@@ -287,8 +287,25 @@ pub struct Alert {
     /// not a claim that the image is any of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
+    /// For a text alert: what kind of identifier was seen, where, and a masked form of it;
+    /// never the value itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<IdentifierSighting>,
 }
 impl Message for Alert {}
+
+/// Where a watched identifier was seen, without saying what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifierSighting {
+    /// `plate`, `document`, `email`, `name` or `term`.
+    pub kind: String,
+    /// Most of the value hidden: `KX*****21`.
+    pub masked: String,
+    /// `title` or `text`.
+    pub field: String,
+    /// Character offset of the first sighting in that field.
+    pub offset: usize,
+}
 
 impl Alert {
     /// The stable id of an alert: sha256 over kind, label and url.

@@ -357,9 +357,12 @@ impl Builder {
         let listings = self.market(&products);
         let pastes = self.paste(&identifiers, &stolen_norm);
         let albums = self.gallery(&photos);
-        let text_leaks = pastes.1;
+        let raw = self.raw_pastes(&identifiers, &stolen_norm, &stolen);
+        let mut text_leaks = pastes.1;
+        text_leaks.extend(raw.0);
 
-        let leaks = self.plant_leaks(&stolen, &threads, &listings, &albums, &photos);
+        let mut leaks = self.plant_leaks(&stolen, &threads, &listings, &albums, &photos);
+        leaks.extend(raw.1);
         let decoys = self.plant_decoys(&stolen_norm, &threads, &listings, &albums);
         let phrases = self.plant_phrases(&threads, &listings, &pastes.0, &albums);
         self.cross_links(&threads, &listings, &pastes.0, &albums);
@@ -702,6 +705,195 @@ impl Builder {
         (pastes, text_leaks)
     }
 
+    /// Pastes in the forms leakers use to slip past a scanner, linked from the paste site's
+    /// front page: raw text views (`text/plain`, JSON) with identifiers spaced out, dotted,
+    /// with look-alike characters, and photos pasted as base64; an HTML paste with
+    /// identifiers split across tags; and a raw paste of decoys one character off.
+    /// Returns the text leaks and the photos pasted as base64 (image leaks without an image
+    /// URL).
+    fn raw_pastes(
+        &mut self,
+        identifiers: &[String],
+        stolen_norm: &BTreeSet<String>,
+        stolen: &[StolenPhoto],
+    ) -> (Vec<TextLeakRecord>, Vec<LeakRecord>) {
+        let mut rng = self.rng("raw-pastes");
+        let pick = |rng: &mut Rng, n: usize| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            while out.len() < n {
+                let id = rng.pick(identifiers).clone();
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+            out
+        };
+        let filler = |rng: &mut Rng, n: i64| -> Vec<String> {
+            (0..rng.range(3, n)).map(|_| dump_line(rng)).collect()
+        };
+        let mut text_leaks = Vec::new();
+        let mut leaks = Vec::new();
+        let mut pages = Vec::new();
+        let mut add = |w: &mut Self, path: String, content_type: &'static str, body: String| {
+            w.files[PASTE].insert(
+                path.clone(),
+                Resource {
+                    content_type,
+                    body: body.into_bytes(),
+                    is_page: true,
+                },
+            );
+            let loc = Loc::new(PASTE, path);
+            pages.push(loc.clone());
+            loc
+        };
+
+        // 1. Plain text: spaced out, look-alikes, dotted.
+        let ids = pick(&mut rng, 3);
+        let written = [
+            spaced(&ids[0]),
+            look_alike(&ids[1]),
+            ids[2].to_lowercase().replace('-', "."),
+        ];
+        let mut lines = filler(&mut rng, 8);
+        for (k, w) in written.iter().enumerate() {
+            lines.insert(k * 2, format!("record {k}: {w}"));
+        }
+        let loc = add(
+            self,
+            "/raw/r7dump.txt".into(),
+            "text/plain; charset=utf-8",
+            lines.join("\n"),
+        );
+        for (id, w) in ids.iter().zip(&written) {
+            text_leaks.push(TextLeakRecord {
+                page: loc.clone(),
+                identifier: id.clone(),
+                written_as: w.clone(),
+            });
+        }
+
+        // 2. A photo pasted as base64, wrapped at 76 columns, and one identifier.
+        let photo = &stolen[rng.below(stolen.len() as u64) as usize];
+        let enc = Transform::Jpeg(80).apply(&photo.image, "");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&enc.bytes);
+        let wrapped: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        let id = pick(&mut rng, 1).remove(0);
+        let body = format!(
+            "-----BEGIN PHOTO-----\n{}\n-----END PHOTO-----\nplate on it: {id}\n{}",
+            wrapped.join("\n"),
+            filler(&mut rng, 6).join("\n")
+        );
+        let loc = add(self, "/raw/q2photo.txt".into(), "text/plain", body);
+        text_leaks.push(TextLeakRecord {
+            page: loc.clone(),
+            identifier: id.clone(),
+            written_as: id,
+        });
+        leaks.push(LeakRecord {
+            page: loc,
+            image: None,
+            label: photo.label.clone(),
+            transform: "base64-text".into(),
+            expect_dct256: true,
+        });
+
+        // 3. JSON: an identifier in a record, a photo with JSON's escapes.
+        let photo = &stolen[rng.below(stolen.len() as u64) as usize];
+        let enc = Transform::Jpeg(70).apply(&photo.image, "");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&enc.bytes);
+        let escaped: Vec<String> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or("").replace('/', "\\/"))
+            .collect();
+        let id = pick(&mut rng, 1).remove(0);
+        let written = spaced(&id).replace(' ', "");
+        let body = format!(
+            "{{\"records\": [{{\"id\": {}, \"value\": \"{written}\"}}], \"photo\": \"{}\"}}",
+            rng.range(100, 999),
+            escaped.join("\\n")
+        );
+        let loc = add(self, "/raw/j4export.json".into(), "application/json", body);
+        text_leaks.push(TextLeakRecord {
+            page: loc.clone(),
+            identifier: id,
+            written_as: written,
+        });
+        leaks.push(LeakRecord {
+            page: loc,
+            image: None,
+            label: photo.label.clone(),
+            transform: "base64-json".into(),
+            expect_dct256: true,
+        });
+
+        // 4. HTML with identifiers split across tags.
+        let ids = pick(&mut rng, 2);
+        let split_chars: String = ids[0]
+            .chars()
+            .map(|c| format!("<span>{c}</span>"))
+            .collect();
+        let (a, b) = ids[1].split_at(ids[1].len() / 2);
+        let split_half = format!("<b>{a}</b><i>{b}</i>");
+        let html = format!(
+            "<!DOCTYPE html><html><head><title>batch 3</title></head><body><pre>{}\n\
+             plate: {}\nother: {}</pre></body></html>",
+            filler(&mut rng, 6).join("\n"),
+            split_chars,
+            split_half
+        );
+        let loc = add(
+            self,
+            "/p/split-batch".into(),
+            "text/html; charset=utf-8",
+            html,
+        );
+        for (id, written) in ids.iter().zip([split_chars, split_half]) {
+            text_leaks.push(TextLeakRecord {
+                page: loc.clone(),
+                identifier: id.clone(),
+                written_as: written,
+            });
+        }
+
+        // 5. Decoys: one character off, in the same disguises.
+        let mut lines = filler(&mut rng, 6);
+        for id in pick(&mut rng, 3) {
+            let miss = text::near_miss(&mut rng, &id, stolen_norm);
+            lines.push(format!("ref: {}", spaced(&miss)));
+            lines.push(format!("ref: {}", look_alike(&miss)));
+            lines.push(format!("ref: {} {}", spaced(&id), rng.below(10)));
+            lines.push(format!("ref: {}-{}", id, rng.below(10)));
+        }
+        add(
+            self,
+            "/raw/d0refs.txt".into(),
+            "text/plain",
+            lines.join("\n"),
+        );
+
+        let mut list = String::from("<h3>raw</h3><ul>");
+        for loc in &pages {
+            list.push_str(&format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                &loc.path[1..],
+                &loc.path[1..]
+            ));
+        }
+        list.push_str("</ul>");
+        self.pages[PASTE]
+            .get_mut("/")
+            .expect("the paste site's front page")
+            .body
+            .push(list);
+        (text_leaks, leaks)
+    }
+
     fn gallery(&mut self, photos: &[Loc]) -> Vec<Loc> {
         let mut rng = self.rng("gallery");
         let mut tags: Vec<String> = vec![String::new(); GALLERY_TAGS.len()];
@@ -1026,6 +1218,33 @@ fn unlisted_plate(rng: &mut Rng, stolen_norm: &BTreeSet<String>) -> String {
             return p;
         }
     }
+}
+
+/// `KX7-4821` as `K X 7 - 4 8 2 1`.
+fn spaced(id: &str) -> String {
+    id.chars().map(String::from).collect::<Vec<_>>().join(" ")
+}
+
+/// `id` with look-alike characters: `0`/`1` as `O`/`I`, else Cyrillic letters for Latin ones.
+fn look_alike(id: &str) -> String {
+    if id.contains(['0', '1']) {
+        return id.replace('0', "O").replace('1', "I");
+    }
+    id.chars()
+        .map(|c| match c {
+            'A' => 'А',
+            'B' => 'В',
+            'E' => 'Е',
+            'K' => 'К',
+            'M' => 'М',
+            'H' => 'Н',
+            'P' => 'Р',
+            'C' => 'С',
+            'T' => 'Т',
+            'X' => 'Х',
+            c => c,
+        })
+        .collect()
 }
 
 fn dump_line(rng: &mut Rng) -> String {

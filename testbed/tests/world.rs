@@ -48,7 +48,7 @@ fn truth_is_consistent_with_the_world() {
     assert_eq!(truth.phrases.len(), 10);
     assert_eq!(world.stolen().len(), 60);
     assert_eq!(world.stolen()[0].label, "stolen-0001");
-    assert_eq!(truth.leaks.iter().filter(|l| l.data_uri).count(), 1);
+    assert_eq!(truth.leaks.iter().filter(|l| l.data_uri).count(), 3);
     let ids: BTreeSet<&String> = world.identifiers().iter().collect();
     assert_eq!(ids.len(), world.identifiers().len());
     let labels: BTreeSet<&str> = world.stolen().iter().map(|p| p.label.as_str()).collect();

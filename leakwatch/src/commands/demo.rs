@@ -67,7 +67,7 @@ async fn import_stolen(
     let (dd, cfg) = (data_dir.to_path_buf(), config.clone());
     tokio::task::spawn_blocking(move || super::fingerprints::import(&dd, &cfg, &[stolen]))
         .await??;
-    super::watchlist::import(data_dir, &identifiers)?;
+    super::watchlist::import(data_dir, &identifiers, matcher::IdentifierKind::Plate)?;
     Ok(())
 }
 

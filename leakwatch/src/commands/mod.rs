@@ -33,7 +33,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Fingerprints(cmd) => fingerprints_cmd(&data_dir, &config, cmd),
-        Command::Watchlist(WatchlistCmd::Import { file }) => watchlist::import(&data_dir, &file),
+        Command::Watchlist(WatchlistCmd::Import { file, kind }) => {
+            watchlist::import(&data_dir, &file, kind.into())
+        }
         Command::Watchlist(WatchlistCmd::Count) => watchlist::count(&data_dir),
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
         Command::Run(args) => {

@@ -4,13 +4,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use matcher::Watchlist;
+use matcher::{IdentifierKind, Watchlist};
 
-pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+pub fn import(data_dir: &Path, file: &Path, kind: IdentifierKind) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("failed to read {}", file.display()))?;
     let mut wl = Watchlist::open_writer(data_dir)?;
-    let imported = wl.import_text(&text);
+    let imported = wl.import_text(&text, kind);
     for (line, e) in &imported.rejected {
         eprintln!("{}:{line}: {e}", file.display());
     }
