@@ -161,6 +161,8 @@ pub mod kinds {
     pub const EXTRACT_BAD_DATA_URI: &str = "extract.bad-data-uri";
     /// A base64 block in a page's text larger than the per-image bound (skipped undecoded).
     pub const EXTRACT_BASE64_TOO_LARGE: &str = "extract.base64-too-large";
+    /// Unpacking an attachment panicked (contained on the blocking pool).
+    pub const ARCHIVE_PANIC: &str = "archive.panic";
     /// HTML nested deeper than the extraction bound (cut there).
     pub const HTML_TOO_DEEP: &str = "html.too-deep";
     /// HTML that took longer than its parse budget (cut there).

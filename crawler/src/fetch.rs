@@ -14,6 +14,8 @@ pub enum Sniffed {
     Html,
     /// Plain text, CSV, JSON, markdown: a paste's raw view ([`crate::textbody`]).
     Text,
+    /// A zip, tar or gzip attachment ([`crate::archive`]).
+    Archive,
     Image,
     Other,
     /// `304 Not Modified` to a conditional request: the page is as it was.
@@ -74,6 +76,9 @@ pub async fn fetch(
 pub fn sniff(content_type: Option<&str>, body: &[u8]) -> Sniffed {
     if image_magic(body) {
         return Sniffed::Image;
+    }
+    if crate::archive::format_of(body).is_some() {
+        return Sniffed::Archive;
     }
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("text/html") || ct.starts_with("application/xhtml") {
@@ -299,6 +304,11 @@ mod tests {
         assert_eq!(sniff(Some("Application/JSON"), b"{}"), Sniffed::Text);
         assert_eq!(sniff(None, b"plates:\nKX7-4821\n"), Sniffed::Text);
         assert_eq!(sniff(None, b"\0\x01\x02binary"), Sniffed::Other);
+        assert_eq!(
+            sniff(Some("application/zip"), b"PK\x03\x04...."),
+            Sniffed::Archive
+        );
+        assert_eq!(sniff(None, &[0x1f, 0x8b, 8, 0]), Sniffed::Archive);
         assert_eq!(
             sniff(Some("application/octet-stream"), b"RIFF\0\0\0\0WEBPVP8 "),
             Sniffed::Image

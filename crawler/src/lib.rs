@@ -13,6 +13,7 @@
 //!   embedded on a hundred pages is fetched once.
 //! - **Politeness per site**, enforced where requests are made (the crawler), see [`politeness`].
 
+pub mod archive;
 pub mod extract;
 pub mod fetch;
 pub mod frontier;

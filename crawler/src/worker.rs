@@ -24,6 +24,7 @@ use schema::{
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::archive::ArchiveLimits;
 use crate::extract::{extract, ExtractLimits};
 use crate::fetch::{decode_html, fetch, image_magic, Fetched, Sniffed};
 use crate::parse::Cut;
@@ -40,6 +41,7 @@ pub struct Crawler {
     gate: HostGate,
     stats: Arc<Stats>,
     extract_limits: ExtractLimits,
+    archive_limits: ArchiveLimits,
     /// Workers currently waiting for the transport to come back.
     waiting_for_transport: AtomicUsize,
     /// Sites that answered at least once (any HTTP response).
@@ -55,7 +57,12 @@ impl Crawler {
             max_data_uri_bytes: config.max_image_bytes,
             ..ExtractLimits::default()
         };
+        let archive_limits = ArchiveLimits {
+            max_entry_bytes: config.max_image_bytes,
+            ..ArchiveLimits::default()
+        };
         Crawler {
+            archive_limits,
             gate: HostGate::new(Duration::from_millis(config.politeness_delay_ms)),
             config,
             fetcher,
@@ -154,6 +161,7 @@ impl Crawler {
                 self.publish_image(bus, req, &fetched).await?;
                 self.report(bus, req, PageOutcome::Changed, seen).await
             }
+            (ResourceKind::Page, Sniffed::Archive) => self.publish_archive(bus, req, fetched).await,
             (ResourceKind::Page, Sniffed::Html | Sniffed::Text) => {
                 self.publish_page(bus, req, fetched).await
             }
@@ -246,6 +254,57 @@ impl Crawler {
         bus.publish("", IMAGES, img.encode()).await?;
         self.stats.incr(Counter::Images);
         Ok(())
+    }
+
+    /// Publishes the images inside an attachment, each as `ARCHIVE_URL#PATH/IN/ARCHIVE`.
+    async fn publish_archive(
+        &self,
+        bus: &dyn Bus,
+        req: &CrawlRequest,
+        fetched: Fetched,
+    ) -> Result<(), BusError> {
+        let seen = Validators {
+            content: Some(schema::sha256_hex(&fetched.response.body)),
+            ..Default::default()
+        };
+        if req
+            .revisit
+            .as_ref()
+            .is_some_and(|r| r.content == seen.content)
+        {
+            self.stats.incr(Counter::PagesUnchanged);
+            return self.report(bus, req, PageOutcome::Unchanged, seen).await;
+        }
+        let limits = self.archive_limits.clone();
+        let body = fetched.response.body;
+        let Ok(unpacked) =
+            tokio::task::spawn_blocking(move || crate::archive::unpack(&body, &limits)).await
+        else {
+            self.stats.error(kinds::ARCHIVE_PANIC);
+            return self.report(bus, req, PageOutcome::Changed, seen).await;
+        };
+        for p in &unpacked.problems {
+            tracing::info!(url = %fetched.final_url, problem = p.kind(), "archive partly unread");
+            self.stats.error(p.kind());
+        }
+        let now = schema::now_rfc3339();
+        for member in unpacked.images {
+            let mut url = fetched.final_url.clone();
+            url.set_fragment(Some(&member.name));
+            let img = FetchedImage {
+                url: url.to_string(),
+                page_url: req.referrer.clone(),
+                content_type: Some(crate::textbody::mime_of(&member.bytes).to_string()),
+                sha256: schema::sha256_hex(&member.bytes),
+                fetched_at: now.clone(),
+                page_fetched_at: req.page_fetched_at.clone(),
+                listed_at: req.listed_at.clone(),
+                bytes: member.bytes,
+            };
+            bus.publish("", IMAGES, img.encode()).await?;
+            self.stats.incr(Counter::Images);
+        }
+        self.report(bus, req, PageOutcome::Changed, seen).await
     }
 
     async fn publish_page(

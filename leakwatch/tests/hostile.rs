@@ -65,6 +65,10 @@ async fn hostile_site_gives_counted_errors_not_panics() {
         "fetch.not-an-image",       // /notimage.jpg: HTML served as image/jpeg
         "html.undeclared-encoding", // /latin1.html
         "fetch.timeout",            // /slow drips for 60 s
+        "archive.bomb",             // /att/bomb.zip: 256 MiB of zeros
+        "archive.unsafe-name",      // /att/climb.tar: ../../../etc/cron.d/evil.jpg
+        "archive.too-deep",         // /att/nest.zip: zip in zip in zip
+        "archive.too-many-entries", // /att/flood.tar: 2,000 entries
     ] {
         assert_eq!(count(&s, kind), 1, "{kind}: {s}");
     }

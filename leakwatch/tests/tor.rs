@@ -90,6 +90,27 @@ fn quoted<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(&line[start..start + len])
 }
 
+/// What a failed run leaves to go on, most telling first (a CI excerpt keeps the head): its
+/// summary, the end of the onion services' tor log, and the end of its own log without the
+/// repetitive mirror notices.
+fn diagnosis(stdout: &[u8], stderr: &str, net_dir: &Path) -> String {
+    let log: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("announces a mirror"))
+        .collect();
+    let tail = &log[log.len().saturating_sub(40)..];
+    let onion_log = std::fs::read_to_string(net_dir.join("nodes/onion/notice.log"))
+        .unwrap_or_else(|e| format!("(no onion notice.log: {e})"));
+    let onion: Vec<&str> = onion_log.lines().collect();
+    let onion_tail = &onion[onion.len().saturating_sub(15)..];
+    format!(
+        "summary: {}\n--- onion tor, last lines ---\n{}\n--- leakwatch, last lines ---\n{}",
+        String::from_utf8_lossy(stdout).trim(),
+        onion_tail.join("\n"),
+        tail.join("\n"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network() {
     let tmp = tempfile::tempdir().unwrap();
@@ -171,7 +192,7 @@ async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network
     .arg(&data)
     .arg("--config")
     .arg(&cfg)
-    .args(["--log", "warn,leakwatch::tor=info"])
+    .args(["--log", "warn,leakwatch::tor=info,tor_hsclient=info"])
     .args(["run", "--once", "--transport", "tor", "--tor-config"])
     .arg(net_dir.join("arti.toml"))
     .args(["--allow-private", "--json"])
@@ -209,7 +230,12 @@ async fn crawls_onion_services_and_a_clearnet_site_through_a_private_tor_network
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "leakwatch run failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "leakwatch run failed ({}):\n{}",
+        out.status,
+        diagnosis(&out.stdout, &stderr, &net_dir)
+    );
     let summary = json_lines(&out.stdout).pop().expect("a JSON summary");
     eprintln!("{summary}");
 

@@ -64,6 +64,7 @@ pub fn router() -> Router {
         .route("/onions.html", get(onions))
         .route("/heavy.html", get(heavy_page))
         .route("/heavy/{n}", get(heavy_image))
+        .route("/att/{name}", get(attachment))
 }
 
 async fn index() -> Response {
@@ -80,6 +81,10 @@ async fn index() -> Response {
 <li><a href=\"/divflood.html\">div flood</a></li>\
 <li><a href=\"/closers.html\">closers</a></li>\
 <li><a href=\"/onions.html\">onions</a></li>\
+<li><a href=\"/att/bomb.zip\">bomb.zip</a></li>\
+<li><a href=\"/att/climb.tar\">climb.tar</a></li>\
+<li><a href=\"/att/nest.zip\">nest.zip</a></li>\
+<li><a href=\"/att/flood.tar\">flood.tar</a></li>\
 </ul>\
 <img src=\"/bomb.png\" alt=\"\"><img src=\"/truncated.jpg\" alt=\"\"><img src=\"/notimage.jpg\" alt=\"\">\
 </body></html>"
@@ -341,6 +346,38 @@ async fn truncated() -> Response {
         .await
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response()
+}
+
+/// Hostile attachments, one failure mode each: a zip bomb (256 MiB of zeros in a few hundred
+/// KiB), a tar whose names climb out of their directory, zips nested three deep, a tar of
+/// 2,000 entries.
+async fn attachment(Path(name): Path<String>) -> Response {
+    static BODIES: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    let bodies = BODIES.get_or_init(|| {
+        let zeros = vec![0u8; 256 << 20];
+        let bomb = crate::archive::zip(&[("scan-0001.jpg", &zeros, true)]);
+        let climb = crate::archive::tar(&[("../../../etc/cron.d/evil.jpg", b"\xff\xd8\xff\xe0")]);
+        let inner = crate::archive::zip(&[("a.txt", b"deep", false)]);
+        let middle = crate::archive::zip(&[("inner.zip", &inner, false)]);
+        let nest = crate::archive::zip(&[("middle.zip", &middle, false)]);
+        let names: Vec<String> = (0..2_000).map(|i| format!("{i}.txt")).collect();
+        let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let flood = crate::archive::tar(&entries);
+        vec![
+            ("bomb.zip", bomb),
+            ("climb.tar", climb),
+            ("nest.zip", nest),
+            ("flood.tar", flood),
+        ]
+    });
+    match bodies.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            body.clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn not_image() -> Response {

@@ -21,6 +21,7 @@
 //! (`leakwatch/tests/e2e.rs`) asserts exactly that; the matcher's own calibration is in
 //! `matcher/tests/robustness.rs` and `bench/robustness`.
 
+pub mod archive;
 pub mod day;
 mod hostile;
 mod live;

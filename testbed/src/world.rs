@@ -734,20 +734,6 @@ impl Builder {
         let mut text_leaks = Vec::new();
         let mut leaks = Vec::new();
         let mut pages = Vec::new();
-        let mut add = |w: &mut Self, path: String, content_type: &'static str, body: String| {
-            w.files[PASTE].insert(
-                path.clone(),
-                Resource {
-                    content_type,
-                    body: body.into_bytes(),
-                    is_page: true,
-                },
-            );
-            let loc = Loc::new(PASTE, path);
-            pages.push(loc.clone());
-            loc
-        };
-
         // 1. Plain text: spaced out, look-alikes, dotted.
         let ids = pick(&mut rng, 3);
         let written = [
@@ -759,9 +745,9 @@ impl Builder {
         for (k, w) in written.iter().enumerate() {
             lines.insert(k * 2, format!("record {k}: {w}"));
         }
-        let loc = add(
-            self,
-            "/raw/r7dump.txt".into(),
+        let loc = self.add_raw(
+            &mut pages,
+            "/raw/r7dump.txt",
             "text/plain; charset=utf-8",
             lines.join("\n"),
         );
@@ -783,12 +769,14 @@ impl Builder {
             .map(|c| std::str::from_utf8(c).unwrap_or(""))
             .collect();
         let id = pick(&mut rng, 1).remove(0);
+        let attachments = self.attachments(&mut rng, stolen, &mut leaks, "/raw/q2photo.txt");
         let body = format!(
-            "-----BEGIN PHOTO-----\n{}\n-----END PHOTO-----\nplate on it: {id}\n{}",
+            "-----BEGIN PHOTO-----\n{}\n-----END PHOTO-----\nplate on it: {id}\n{}\nmore: {}",
             wrapped.join("\n"),
-            filler(&mut rng, 6).join("\n")
+            filler(&mut rng, 6).join("\n"),
+            attachments.join(" ")
         );
-        let loc = add(self, "/raw/q2photo.txt".into(), "text/plain", body);
+        let loc = self.add_raw(&mut pages, "/raw/q2photo.txt", "text/plain", body);
         text_leaks.push(TextLeakRecord {
             page: loc.clone(),
             identifier: id.clone(),
@@ -818,7 +806,7 @@ impl Builder {
             rng.range(100, 999),
             escaped.join("\\n")
         );
-        let loc = add(self, "/raw/j4export.json".into(), "application/json", body);
+        let loc = self.add_raw(&mut pages, "/raw/j4export.json", "application/json", body);
         text_leaks.push(TextLeakRecord {
             page: loc.clone(),
             identifier: id,
@@ -840,19 +828,17 @@ impl Builder {
             .collect();
         let (a, b) = ids[1].split_at(ids[1].len() / 2);
         let split_half = format!("<b>{a}</b><i>{b}</i>");
-        let html = format!(
-            "<!DOCTYPE html><html><head><title>batch 3</title></head><body><pre>{}\n\
-             plate: {}\nother: {}</pre></body></html>",
+        let pre = format!(
+            "<pre>{}\nplate: {split_chars}\nother: {split_half}</pre>",
             filler(&mut rng, 6).join("\n"),
-            split_chars,
-            split_half
         );
-        let loc = add(
-            self,
-            "/p/split-batch".into(),
-            "text/html; charset=utf-8",
-            html,
-        );
+        let loc = Loc::new(PASTE, "/p/split-batch");
+        let page = Page {
+            title: "batch 3".into(),
+            body: vec![pre],
+        };
+        self.pages[PASTE].insert(loc.path.clone(), page);
+        pages.push(loc.clone());
         for (id, written) in ids.iter().zip([split_chars, split_half]) {
             text_leaks.push(TextLeakRecord {
                 page: loc.clone(),
@@ -870,9 +856,9 @@ impl Builder {
             lines.push(format!("ref: {} {}", spaced(&id), rng.below(10)));
             lines.push(format!("ref: {}-{}", id, rng.below(10)));
         }
-        add(
-            self,
-            "/raw/d0refs.txt".into(),
+        self.add_raw(
+            &mut pages,
+            "/raw/d0refs.txt",
             "text/plain",
             lines.join("\n"),
         );
@@ -892,6 +878,89 @@ impl Builder {
             .body
             .push(list);
         (text_leaks, leaks)
+    }
+
+    /// Serves `body` at `path` on the paste site as a page of `content_type`, listed in `pages`.
+    fn add_raw(
+        &mut self,
+        pages: &mut Vec<Loc>,
+        path: &str,
+        content_type: &'static str,
+        body: String,
+    ) -> Loc {
+        self.files[PASTE].insert(
+            path.to_string(),
+            Resource {
+                content_type,
+                body: body.into_bytes(),
+                is_page: true,
+            },
+        );
+        let loc = Loc::new(PASTE, path);
+        pages.push(loc.clone());
+        loc
+    }
+
+    /// Stolen photos in attachments linked from the page at `linked_from`: a zip (deflated)
+    /// and a `.tar.gz` holding a photo and a zip with another. Each photo is an image leak at
+    /// `ARCHIVE#PATH`. Returns the attachments' URLs (as placeholders).
+    fn attachments(
+        &mut self,
+        rng: &mut Rng,
+        stolen: &[StolenPhoto],
+        leaks: &mut Vec<LeakRecord>,
+        linked_from: &str,
+    ) -> Vec<String> {
+        let photo = |rng: &mut Rng| {
+            let p = &stolen[rng.below(stolen.len() as u64) as usize];
+            let q = rng.range(60, 90) as u8;
+            (
+                p.label.clone(),
+                Transform::Jpeg(q).apply(&p.image, "").bytes,
+            )
+        };
+        let (a, a_jpeg) = photo(rng);
+        let (b, b_jpeg) = photo(rng);
+        let (c, c_jpeg) = photo(rng);
+        let zip = crate::archive::zip(&[
+            ("readme.txt", b"fresh from the border, enjoy", false),
+            ("cam2/0001.jpg", &a_jpeg, true),
+        ]);
+        let inner = crate::archive::zip(&[("more/0007.jpg", &c_jpeg, false)]);
+        let tgz = crate::archive::gzip(&crate::archive::tar(&[
+            ("0002.jpg", &b_jpeg),
+            ("inner.zip", &inner),
+        ]));
+        let mut urls = Vec::new();
+        for (path, body, members) in [
+            ("/att/cam2-sample.zip", zip, vec![("cam2/0001.jpg", a)]),
+            (
+                "/att/set-14.tar.gz",
+                tgz,
+                vec![("0002.jpg", b), ("inner.zip/more/0007.jpg", c)],
+            ),
+        ] {
+            self.files[PASTE].insert(
+                path.to_string(),
+                Resource {
+                    content_type: "application/octet-stream",
+                    body,
+                    is_page: false,
+                },
+            );
+            let loc = Loc::new(PASTE, path);
+            urls.push(loc.placeholder_url());
+            for (member, label) in members {
+                leaks.push(LeakRecord {
+                    page: Loc::new(PASTE, linked_from),
+                    image: Some(Loc::new(PASTE, format!("{path}#{member}"))),
+                    label,
+                    transform: "archive".into(),
+                    expect_dct256: true,
+                });
+            }
+        }
+        urls
     }
 
     fn gallery(&mut self, photos: &[Loc]) -> Vec<Loc> {
