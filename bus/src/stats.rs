@@ -49,10 +49,16 @@ pub enum Counter {
     MirrorsAnnounced,
     /// Known pages a listing moved to its top (a reply), made due at once.
     RevisitsBumped,
+    /// `429`/`503` answers retried after the pause the site asked for.
+    SiteRateLimited,
+    /// Paste-site listings polled (HTML or JSON).
+    PasteListings,
+    /// Paste links a poll handed to the frontier.
+    PastesListed,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 25] = [
+    pub const ALL: [Counter; 28] = [
         Counter::Pages,
         Counter::Images,
         Counter::ImagesHashed,
@@ -78,6 +84,9 @@ impl Counter {
         Counter::PagesNotModified,
         Counter::MirrorsAnnounced,
         Counter::RevisitsBumped,
+        Counter::SiteRateLimited,
+        Counter::PasteListings,
+        Counter::PastesListed,
     ];
 
     /// The counter's stable name (summary keys, metric names).
@@ -108,6 +117,9 @@ impl Counter {
             Counter::PagesNotModified => "recrawl.not-modified",
             Counter::MirrorsAnnounced => "sites.mirrors-announced",
             Counter::RevisitsBumped => "recrawl.bumped",
+            Counter::SiteRateLimited => "site.rate-limited",
+            Counter::PasteListings => "pastes.listings",
+            Counter::PastesListed => "pastes.listed",
         }
     }
 
@@ -119,6 +131,7 @@ impl Counter {
                 | Counter::SiteMarkedDown
                 | Counter::SiteRecovered
                 | Counter::SiteReprobes
+                | Counter::SiteRateLimited
                 | Counter::TorCircuits
                 | Counter::TorFreshIsolation
         )

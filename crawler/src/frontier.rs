@@ -249,6 +249,19 @@ impl Frontier {
             .collect()
     }
 
+    /// Puts `sites` in scope without requesting anything from them: paste sites, whose
+    /// listings [`crate::pastes::Poller`] reads.
+    pub async fn allow_sites(&self, sites: &[String]) -> Result<(), BusError> {
+        if sites.is_empty() {
+            return Ok(());
+        }
+        if let Some(store) = &self.store {
+            store.add_seed_sites(sites).await.map_err(store_failed)?;
+        }
+        self.lock().seed_sites.extend(sites.iter().cloned());
+        Ok(())
+    }
+
     /// Publishes crawl requests for the seeds (depth 0); their sites become in scope.
     pub async fn seed(&self, bus: &dyn Bus, seeds: &[Url]) -> Result<usize, BusError> {
         let sites: Vec<String> = seeds.iter().map(site_of).collect();

@@ -53,6 +53,11 @@ pub struct HealthConfig {
     pub once_grace_secs: u64,
     /// Without `--once`: the same, for a node that keeps running.
     pub unreached_grace_secs: u64,
+    /// Longest `Retry-After` honoured (a site asking for more is retried after this).
+    pub max_retry_after_secs: u64,
+    /// Attempts of one request a rate-limiting site (`429`, `503`) may refuse before the
+    /// answer is final.
+    pub rate_limited_retries: u32,
 }
 
 impl Default for HealthConfig {
@@ -65,6 +70,8 @@ impl Default for HealthConfig {
             reprobe_secs: 600,
             once_grace_secs: 300,
             unreached_grace_secs: 6 * 3600,
+            max_retry_after_secs: 300,
+            rate_limited_retries: 10,
         }
     }
 }
@@ -316,6 +323,8 @@ mod tests {
             reprobe_secs: 60,
             once_grace_secs: 120,
             unreached_grace_secs: 600,
+            max_retry_after_secs: 30,
+            rate_limited_retries: 2,
         }
     }
 

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct HostGate {
     delay: Duration,
+    /// Sites with a spacing of their own (a paste site's rate limit).
+    site_delays: HashMap<String, Duration>,
     next: Mutex<HashMap<String, Instant>>,
 }
 
@@ -19,13 +21,21 @@ impl HostGate {
     pub fn new(delay: Duration) -> Self {
         HostGate {
             delay,
+            site_delays: HashMap::new(),
             next: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Spaces requests to these sites by their own delay instead.
+    pub fn with_site_delays(mut self, delays: HashMap<String, Duration>) -> Self {
+        self.site_delays = delays;
+        self
+    }
+
     /// Waits for this site's next slot.
     pub async fn wait(&self, site: &str) {
-        if self.delay.is_zero() {
+        let delay = self.site_delays.get(site).copied().unwrap_or(self.delay);
+        if delay.is_zero() {
             return;
         }
         let slot = {
@@ -37,7 +47,7 @@ impl HostGate {
                 next.retain(|_, t| *t > now);
             }
             let slot = next.get(site).copied().filter(|t| *t > now).unwrap_or(now);
-            next.insert(site.to_string(), slot + self.delay);
+            next.insert(site.to_string(), slot + delay);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -58,5 +68,18 @@ mod tests {
         gate.wait("a").await;
         gate.wait("a").await;
         assert!(start.elapsed() >= Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_site_with_its_own_delay_is_spaced_by_it() {
+        let slow = HashMap::from([("paste".to_string(), Duration::from_secs(3))]);
+        let gate = HostGate::new(Duration::ZERO).with_site_delays(slow);
+        let start = Instant::now();
+        gate.wait("forum").await;
+        gate.wait("forum").await;
+        assert!(start.elapsed() < Duration::from_millis(10));
+        gate.wait("paste").await;
+        gate.wait("paste").await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
     }
 }

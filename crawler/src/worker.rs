@@ -8,7 +8,7 @@
 //! back or the node stops: fetching pauses, queued requests stay queued, and the crawler
 //! reports itself not ready meanwhile ([`Crawler::transport_up`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +71,12 @@ impl Crawler {
             waiting_for_transport: AtomicUsize::new(0),
             reached: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Spaces requests to these sites by their own delay (a paste site's rate limit).
+    pub fn with_site_delays(mut self, delays: HashMap<String, Duration>) -> Self {
+        self.gate = self.gate.with_site_delays(delays);
+        self
     }
 
     /// False while a worker waits for the transport (proxy or Tor client) to come back.

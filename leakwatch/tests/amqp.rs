@@ -373,6 +373,28 @@ fn wait_until(
     }
 }
 
+/// The queues that carry image bytes (and only they) expire them and are bounded in bytes.
+fn assert_image_bytes_expire(vhost: &Vhost) {
+    let out = Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "-p", &vhost.name, "name", "arguments"])
+        .output()
+        .expect("rabbitmqctl");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let args = |q: &str| {
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(q))
+            .unwrap_or_else(|| panic!("no queue {q}: {listing}"))
+            .to_string()
+    };
+    for q in ["leakwatch.images", "leakwatch.images.dlq"] {
+        let a = args(q);
+        assert!(a.contains("x-message-ttl") && a.contains("86400000"), "{a}");
+        assert!(a.contains("x-max-length-bytes"), "{a}");
+    }
+    assert!(!args("leakwatch.pages.indexer").contains("x-message-ttl"));
+}
+
 fn dlq_depth(vhost: &Vhost, queue: &str) -> u64 {
     leakwatch(&s(&["queues", "--amqp", &vhost.url, "--json"]))
         .iter()
@@ -389,6 +411,7 @@ async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
     let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
     // The topology exists once any process has connected.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_image_bytes_expire(&vhost);
     let mut follow = Proc::start(
         "follow",
         st.dir.path(),

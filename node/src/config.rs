@@ -37,6 +37,8 @@ pub struct Config {
     pub tor: crawler::TorConfig,
     pub health: crawler::HealthConfig,
     pub recrawl: crawler::RecrawlConfig,
+    /// Paste sites watched through their listings (`[[pastes]]`).
+    pub pastes: Vec<crawler::pastes::PasteSite>,
 }
 
 /// The `[bus]` table.

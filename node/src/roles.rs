@@ -112,22 +112,60 @@ pub fn start_matcher(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
 /// Needs the node's transport.
 pub fn start_crawler(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     let fetcher = ctx.fetcher.clone().ok_or(NodeError::NoTransport)?;
-    let crawler = Arc::new(Crawler::new(
-        ctx.config.crawler.clone(),
-        fetcher,
-        ctx.stats.clone(),
-    ));
+    let pastes = paste_poller(ctx, fetcher.clone())?;
+    let site_delays = ctx
+        .config
+        .pastes
+        .iter()
+        .filter(|p| p.min_interval_ms > 0)
+        .flat_map(|p| {
+            let d = std::time::Duration::from_millis(p.min_interval_ms);
+            p.sites().into_iter().map(move |s| (s, d))
+        })
+        .collect();
+    let crawler = Arc::new(
+        Crawler::new(ctx.config.crawler.clone(), fetcher, ctx.stats.clone())
+            .with_site_delays(site_delays),
+    );
     let up = crawler.clone();
     ctx.readiness
         .check(Role::Crawler, Arc::new(move || up.transport_up()));
     let _ = ctx.crawler.set(crawler.clone());
     let bus = ctx.bus.clone();
+    let once = ctx.frontier_state.is_none();
     Ok(Box::pin(async move {
-        crawler
-            .run(bus)
-            .await
+        let polls = async {
+            match pastes {
+                Some(p) => p.run(bus.clone(), once).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(crawler.run(bus.clone()), polls)
+            .map(|_| ())
             .map_err(|e| failed(Role::Crawler)(e.into()))
     }))
+}
+
+/// The poller of the configured paste sites, checked (`None` without any).
+fn paste_poller(
+    ctx: &RoleContext,
+    fetcher: Arc<dyn Fetcher>,
+) -> Result<Option<Arc<crawler::pastes::Poller>>, NodeError> {
+    let sites = &ctx.config.pastes;
+    if sites.is_empty() {
+        return Ok(None);
+    }
+    for site in sites {
+        site.check().map_err(|e| failed(Role::Crawler)(e.into()))?;
+    }
+    let c = &ctx.config.crawler;
+    Ok(Some(Arc::new(crawler::pastes::Poller::new(
+        sites.clone(),
+        fetcher,
+        c.limits(c.max_page_bytes),
+        c.max_redirects,
+        ctx.stats.clone(),
+    ))))
 }
 
 /// Opens the durable state (when there is one), republishes what a crash left unconfirmed,
@@ -146,6 +184,11 @@ pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
                 .recrawling(ctx.config.recrawl.clone())
         }
     });
+    let paste_sites: Vec<String> = ctx.config.pastes.iter().flat_map(|p| p.sites()).collect();
+    frontier
+        .allow_sites(&paste_sites)
+        .await
+        .map_err(|e| failed(Role::Frontier)(e.into()))?;
     frontier.recover(ctx.bus.as_ref()).await?;
     let seeded = frontier.seed(ctx.bus.as_ref(), &ctx.seeds).await?;
     tracing::info!(seeded, "seeds queued");

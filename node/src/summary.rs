@@ -38,7 +38,8 @@ pub struct Summary {
     pub health: BTreeMap<String, u64>,
     /// Continuous watch (`run` without `--once`): `recrawl.revisits` requested,
     /// `recrawl.deferred` by the budget, `recrawl.unchanged` (same content, not re-published)
-    /// `recrawl.not-modified` (the site answered 304), `recrawl.bumped` (known pages a listing
+    /// `recrawl.not-modified` (the site answered 304), `pastes.listings` (paste listings
+    /// polled), `pastes.listed` (paste links handed on), `recrawl.bumped` (known pages a listing
     /// moved to its top, revisited at once) and `sites.mirrors-announced` (new
     /// mirror addresses sites announced, listed by `leakwatch sites`).
     pub recrawl: BTreeMap<String, u64>,
@@ -156,6 +157,8 @@ impl Summary {
                 Counter::PagesNotModified,
                 Counter::MirrorsAnnounced,
                 Counter::RevisitsBumped,
+                Counter::PasteListings,
+                Counter::PastesListed,
             ]
             .into_iter()
             .map(|c| (c.name().to_string(), stats.get(c)))

@@ -1,6 +1,7 @@
 //! How the crawler reaches sites: which transport, and opening it (the embedded Tor client
 //! bootstraps here, bounded by `[tor]`).
 
+use crawler::ratelimit::RateLimitedFetcher;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -111,7 +112,14 @@ impl Transport {
         };
         let (inner, bootstrap): (Arc<dyn Fetcher>, _) = match &opts.kind {
             TransportKind::Direct => {
-                return Transport::direct(opts.allow_private, ua).map_err(|e| failed(e.into()))
+                let mut t =
+                    Transport::direct(opts.allow_private, ua).map_err(|e| failed(e.into()))?;
+                t.fetcher = Arc::new(RateLimitedFetcher::new(
+                    t.fetcher,
+                    config.health.clone(),
+                    stats.clone(),
+                ));
+                return Ok(t);
             }
             TransportKind::Socks5(proxy) => {
                 let socks = Socks5Fetcher::new(proxy, ua, opts.allow_private)
@@ -142,9 +150,14 @@ impl Transport {
             stats.clone(),
             opts.once,
         ));
+        let fetcher = Arc::new(RateLimitedFetcher::new(
+            health.clone(),
+            config.health.clone(),
+            stats.clone(),
+        ));
         Ok(Transport {
             kind: opts.kind.clone(),
-            fetcher: health.clone(),
+            fetcher,
             health: Some(health),
             bootstrap,
         })

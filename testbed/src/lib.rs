@@ -25,6 +25,7 @@ pub mod archive;
 pub mod day;
 mod hostile;
 mod live;
+pub mod pastes;
 mod rng;
 mod scene;
 mod server;
@@ -99,6 +100,13 @@ pub fn twin_photos(seed: u64, n: usize, cameras: usize) -> Vec<(image::RgbImage,
             )
         })
         .collect()
+}
+
+/// Stolen identifiers as the testbed makes them (`plates` plate numbers like `KX7-4821`, then
+/// `docs` document numbers like `P88213045`), for tests that need a watchlist without a
+/// whole world.
+pub fn stolen_identifiers(seed: u64, plates: usize, docs: usize) -> Vec<String> {
+    text::stolen_identifiers(seed, plates, docs)
 }
 
 /// Photo number `i` of a breach of border-camera photos: a crossing at one of 8 lane

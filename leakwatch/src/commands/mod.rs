@@ -39,7 +39,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watchlist(WatchlistCmd::Count) => watchlist::count(&data_dir),
         Command::Match(args) => match_images::run(&data_dir, &config, &args),
         Command::Run(args) => {
-            let plan = run::RunPlan::from_args(&args)?;
+            let plan = run::RunPlan::from_args(&args, !config.pastes.is_empty())?;
             runtime()?.block_on(run::run(&data_dir, &config, plan))
         }
         Command::Search(args) => search::run(&data_dir, &args),

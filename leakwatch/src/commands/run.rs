@@ -28,11 +28,14 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// Reads the seeds file and refuses every combination of options that cannot work.
-    pub fn from_args(args: &RunArgs) -> anyhow::Result<RunPlan> {
+    /// Reads the seeds file and refuses every combination of options that cannot work
+    /// (`pastes`: the config watches paste sites, which is work enough without seeds).
+    pub fn from_args(args: &RunArgs, pastes: bool) -> anyhow::Result<RunPlan> {
         let seeds = seed_lines(args)?;
-        if seeds.is_empty() && args.amqp.is_none() {
-            anyhow::bail!("no seeds: give --seed URL or --seeds-file FILE");
+        if seeds.is_empty() && args.amqp.is_none() && !pastes {
+            anyhow::bail!(
+                "no seeds: give --seed URL or --seeds-file FILE, or paste sites ([[pastes]] in the config)"
+            );
         }
         let seeds = Frontier::parse_seeds(&seeds)?;
         let roles = Roles::parse(&args.roles)?;
@@ -46,7 +49,7 @@ impl RunPlan {
             anyhow::bail!("--seed goes to the frontier: add the frontier role to this process");
         }
         if args.once && seeds.is_empty() {
-            anyhow::bail!("--once needs seeds");
+            anyhow::bail!("--once needs seeds (paste sites are watched without --once)");
         }
         if args.tor_config.is_some() && args.transport != TransportKind::Tor {
             anyhow::bail!("--tor-config is for the tor transport (--transport tor)");
