@@ -21,7 +21,6 @@
 //! made-up addresses costs one attempt each.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::jitter::Jitter;
 use crate::transport::{Fetcher, Limits, Patience, RawResponse};
 use crate::urls::site_of;
 use crate::FetchError;
@@ -108,7 +108,7 @@ pub struct HealthyFetcher {
     config: HealthConfig,
     stats: Arc<Stats>,
     sites: Mutex<HashMap<String, SiteState>>,
-    rng: AtomicU64,
+    rng: Jitter,
     grace: Duration,
 }
 
@@ -134,10 +134,6 @@ impl HealthyFetcher {
         stats: Arc<Stats>,
         once: bool,
     ) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9e37_79b9_7f4a_7c15);
         let grace = Duration::from_secs(if once {
             config.once_grace_secs
         } else {
@@ -148,7 +144,7 @@ impl HealthyFetcher {
             config,
             stats,
             sites: Mutex::new(HashMap::new()),
-            rng: AtomicU64::new(seed | 1),
+            rng: Jitter::from_clock(),
             grace,
         }
     }
@@ -166,14 +162,8 @@ impl HealthyFetcher {
         self.sites.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A pseudo-random number in [0, 1) (xorshift; jitter needs no more).
     fn jitter(&self) -> f64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        (x >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.next()
     }
 
     /// Whether a request to `site` may go out now; a down site past its re-probe time lets
@@ -282,7 +272,7 @@ impl Fetcher for HealthyFetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Fails the first `fail` requests with `error`, then answers 200.
     struct Flaky {

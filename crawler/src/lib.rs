@@ -20,6 +20,7 @@ pub mod frontier;
 pub mod guard;
 pub mod health;
 pub mod isolation;
+pub mod jitter;
 pub mod mirror;
 pub mod onion;
 pub mod parse;

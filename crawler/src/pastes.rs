@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::fetch::{decode_html, fetch};
+use crate::jitter::Jitter;
 use crate::transport::{Fetcher, Limits};
 use crate::urls;
 
@@ -241,10 +242,7 @@ impl Poller {
     }
 
     async fn watch(&self, bus: &dyn Bus, site: &PasteSite, once: bool) -> Result<(), BusError> {
-        let mut seed = site
-            .name
-            .bytes()
-            .fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+        let jitter = Jitter::from_clock();
         loop {
             if bus.is_closed() {
                 return Ok(());
@@ -253,11 +251,7 @@ impl Poller {
             if once {
                 return Ok(());
             }
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let jitter = 1.0 + 0.2 * ((seed >> 11) as f64 / (1u64 << 53) as f64);
-            let pause = Duration::from_secs(site.poll_secs).mul_f64(jitter);
+            let pause = Duration::from_secs(site.poll_secs).mul_f64(1.0 + 0.2 * jitter.next());
             let deadline = tokio::time::Instant::now() + pause;
             while tokio::time::Instant::now() < deadline {
                 if bus.is_closed() {

@@ -9,7 +9,6 @@
 //! counted as refused).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::health::HealthConfig;
+use crate::jitter::Jitter;
 use crate::transport::{Fetcher, Limits, RawResponse};
 use crate::urls::site_of;
 use crate::FetchError;
@@ -39,7 +39,7 @@ pub struct RateLimitedFetcher {
     config: HealthConfig,
     stats: Arc<Stats>,
     sites: Mutex<HashMap<String, SiteState>>,
-    rng: AtomicU64,
+    rng: Jitter,
 }
 
 impl RateLimitedFetcher {
@@ -49,7 +49,7 @@ impl RateLimitedFetcher {
             config,
             stats,
             sites: Mutex::new(HashMap::new()),
-            rng: AtomicU64::new(0x2545_f491_4f6c_dd1d),
+            rng: Jitter::from_clock(),
         }
     }
 
@@ -57,14 +57,8 @@ impl RateLimitedFetcher {
         self.sites.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A pseudo-random number in [0, 1) (xorshift; jitter needs no more).
     fn jitter(&self) -> f64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        (x >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.next()
     }
 
     /// Waits out a pause the site asked for, then for a slot under its spacing.
@@ -178,7 +172,7 @@ fn httpdate(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cfg() -> HealthConfig {
         HealthConfig {

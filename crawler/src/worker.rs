@@ -152,16 +152,8 @@ impl Crawler {
             (ResourceKind::Image, Sniffed::Image) => self.publish_image(bus, req, &fetched).await,
             (ResourceKind::Page, Sniffed::Image) => {
                 // A page URL that serves an image: judged by its bytes on a revisit.
-                let seen = Validators {
-                    content: Some(schema::sha256_hex(&fetched.response.body)),
-                    ..Default::default()
-                };
-                if req
-                    .revisit
-                    .as_ref()
-                    .is_some_and(|r| r.content == seen.content)
-                {
-                    self.stats.incr(Counter::PagesUnchanged);
+                let (seen, unchanged) = self.judge_bytes(req, &fetched.response.body);
+                if unchanged {
                     return self.report(bus, req, PageOutcome::Unchanged, seen).await;
                 }
                 self.publish_image(bus, req, &fetched).await?;
@@ -262,6 +254,23 @@ impl Crawler {
         Ok(())
     }
 
+    /// A body judged by its bytes (an image or an attachment behind a page URL): its
+    /// validators, and whether a revisit found it as it was (counted).
+    fn judge_bytes(&self, req: &CrawlRequest, body: &[u8]) -> (Validators, bool) {
+        let seen = Validators {
+            content: Some(schema::sha256_hex(body)),
+            ..Default::default()
+        };
+        let unchanged = req
+            .revisit
+            .as_ref()
+            .is_some_and(|r| r.content == seen.content);
+        if unchanged {
+            self.stats.incr(Counter::PagesUnchanged);
+        }
+        (seen, unchanged)
+    }
+
     /// Publishes the images inside an attachment, each as `ARCHIVE_URL#PATH/IN/ARCHIVE`.
     async fn publish_archive(
         &self,
@@ -269,16 +278,8 @@ impl Crawler {
         req: &CrawlRequest,
         fetched: Fetched,
     ) -> Result<(), BusError> {
-        let seen = Validators {
-            content: Some(schema::sha256_hex(&fetched.response.body)),
-            ..Default::default()
-        };
-        if req
-            .revisit
-            .as_ref()
-            .is_some_and(|r| r.content == seen.content)
-        {
-            self.stats.incr(Counter::PagesUnchanged);
+        let (seen, unchanged) = self.judge_bytes(req, &fetched.response.body);
+        if unchanged {
             return self.report(bus, req, PageOutcome::Unchanged, seen).await;
         }
         let limits = self.archive_limits.clone();
