@@ -72,15 +72,9 @@ pub fn written_urls(text: &str, max: usize) -> Vec<String> {
             break;
         }
         let word = word.trim_end_matches(['.', ',', ';', ':', '!', '?']);
-        let lower = word
-            .get(..8)
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        if let Some(at) = word.to_ascii_lowercase().find("http://").or_else(|| {
-            (lower.starts_with("https://"))
-                .then_some(0)
-                .or_else(|| word.to_ascii_lowercase().find("https://"))
-        }) {
+        // ASCII lowercasing keeps byte offsets, so `at` is a char boundary of `word`.
+        let lower = word.to_ascii_lowercase();
+        if let Some(at) = lower.find("http://").or_else(|| lower.find("https://")) {
             out.push(word[at..].to_string());
         } else if let Some(host) = bare_onion(word) {
             out.push(format!("http://{host}/"));

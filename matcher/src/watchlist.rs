@@ -350,21 +350,23 @@ impl Watchlist {
         out
     }
 
-    /// `text` with every watched identifier replaced by `[kind-N]`, and what was replaced.
+    /// `text` with every watched identifier replaced by `[kind-N]`, and what was replaced
+    /// (positions in `text`). A mask can free a spelling glued to the one it replaced
+    /// (`ＫＸ７４８２１j@x.example`: the address goes, the plate stands alone), so masking
+    /// repeats until nothing is left to mask.
     pub fn mask(&self, text: &str) -> (String, Vec<Hit>) {
         let hits = self.find(text);
-        if hits.is_empty() {
-            return (text.to_string(), hits);
+        let mut masked = replace_hits(text, &hits);
+        // Each pass removes at least one spelling, and a mask never joins its neighbours
+        // (brackets are no separators): the passes end; 64 bounds a pathological text.
+        for _ in 0..64 {
+            let more = self.find(&masked);
+            if more.is_empty() {
+                break;
+            }
+            masked = replace_hits(&masked, &more);
         }
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for h in &hits {
-            out.push_str(&text[at..h.start]);
-            out.push_str(&format!("[{}-{}]", h.kind.as_str(), h.entry + 1));
-            at = h.end;
-        }
-        out.push_str(&text[at..]);
-        (out, hits)
+        (masked, hits)
     }
 
     fn hit(&self, entry: usize, start: usize, end: usize, canonical: &str, whole: bool) -> Hit {
@@ -464,6 +466,19 @@ impl Watchlist {
         mac.update(canonical.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+}
+
+/// `text` with each hit replaced by `[kind-N]`.
+fn replace_hits(text: &str, hits: &[Hit]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for h in hits {
+        out.push_str(&text[at..h.start]);
+        out.push_str(&format!("[{}-{}]", h.kind.as_str(), h.entry + 1));
+        at = h.end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// `(label, kind, identifier)` of one import line.
@@ -631,6 +646,35 @@ mod tests {
             wl.scan("seen AB01-123").is_empty(),
             "v1 entries were not folded"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text, with watched spellings and multi-byte characters mixed in: no panic, and
+        /// the masked text holds nothing more to mask.
+        #[test]
+        fn masking_any_text_is_safe_and_complete(
+            pieces in proptest::collection::vec(proptest::prop_oneof![
+                "\\PC{0,12}",
+                proptest::strategy::Just("KX7-4821".to_string()),
+                proptest::strategy::Just("K X 7 - 4 8 2 1".to_string()),
+                proptest::strategy::Just("ＫＸ７４８２１".to_string()),
+                proptest::strategy::Just("jane doe".to_string()),
+                proptest::strategy::Just("j@x.example".to_string()),
+                "[ é€😀.-]{0,3}",
+            ], 0..40)
+        ) {
+            let (_d, wl) = watching(&[
+                ("KX7-4821", Kind::Plate),
+                ("Jane Doe", Kind::Name),
+                ("j@x.example", Kind::Email),
+            ]);
+            let text = pieces.concat();
+            let (masked, _) = wl.mask(&text);
+            let again = wl.find(&masked);
+            proptest::prop_assert!(again.is_empty(), "{masked:?} still holds {again:?}");
+        }
     }
 
     #[test]
