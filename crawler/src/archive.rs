@@ -47,7 +47,8 @@ pub enum Problem {
     TooManyEntries,
     /// An entry or the whole archive expands past its bound, or past `max_ratio`.
     Bomb,
-    /// A name that would climb out of a directory (`../`) or start at the root.
+    /// A name that would climb out of a directory (`../`) or start at the root (the entry is
+    /// still read, under a cleaned name).
     UnsafeName,
     /// Archives nested deeper than `max_depth`.
     TooDeep,
@@ -207,7 +208,7 @@ impl Run<'_> {
             if !self.admit(&name) {
                 return;
             }
-            if name.ends_with('/') || !safe_name(&name) {
+            if name.ends_with('/') {
                 continue;
             }
             let Some(data) = zip_data(body, &e) else {
@@ -225,8 +226,13 @@ impl Run<'_> {
                 _ => Err(()),
             };
             match read {
-                Ok(Some(bytes)) => self.member(&format!("{prefix}{name}"), bytes, depth),
-                Ok(None) => self.problem(Problem::Bomb),
+                Ok(Some(bytes)) => self.member(&format!("{prefix}{}", clean(&name)), bytes, depth),
+                Ok(None) => {
+                    // What was inflated counts, and a bomb ends the archive.
+                    self.expanded += budget;
+                    self.problem(Problem::Bomb);
+                    return;
+                }
                 Err(()) => self.problem(Problem::Corrupt),
             }
         }
@@ -252,12 +258,11 @@ impl Run<'_> {
                 self.problem(Problem::Corrupt);
                 return;
             };
-            let regular = matches!(header[156], b'0' | 0);
-            if regular && safe_name(&name) {
+            if matches!(header[156], b'0' | 0) {
                 if size > self.budget(size) {
                     self.problem(Problem::Bomb);
                 } else {
-                    self.member(&format!("{prefix}{name}"), data.to_vec(), depth);
+                    self.member(&format!("{prefix}{}", clean(&name)), data.to_vec(), depth);
                 }
             }
             at = start + size.div_ceil(512) * 512;
@@ -271,6 +276,16 @@ fn read_bounded(r: impl Read, max: usize) -> Result<Option<Vec<u8>>, ()> {
     let limit = (max as u64).saturating_add(1);
     r.take(limit).read_to_end(&mut out).map_err(|_| ())?;
     Ok((out.len() <= max).then_some(out))
+}
+
+/// `name` without the parts that would climb out or start at a root: nothing is written to
+/// disk, but an entry named `../a.jpg` is still a photo to match (its name is reported).
+fn clean(name: &str) -> String {
+    name.split(['/', '\\'])
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+        .map(|p| p.replace(':', "_"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A name that stays inside the directory it is unpacked into.
@@ -408,7 +423,12 @@ mod tests {
             testbed::archive::tar(&[("../../etc/cron.d/x.jpg", &jpeg()), ("ok.jpg", &jpeg())]);
         let got = unpack(&evil, &limits);
         assert_eq!(got.problems, [Problem::UnsafeName]);
-        assert_eq!(got.images.len(), 1);
+        let names: Vec<&str> = got.images.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["etc/cron.d/x.jpg", "ok.jpg"],
+            "a photo hidden behind ../ is read"
+        );
 
         let many: Vec<(String, Vec<u8>)> =
             (0..1500).map(|i| (format!("{i}.txt"), vec![1u8])).collect();

@@ -8,7 +8,9 @@
 //! fetched once, across restarts too; the raw view is a text body ([`crate::textbody`]).
 //!
 //! A listing is hostile input like any page: its body is bounded by `max_page_bytes`, the
-//! links taken from one poll by `max_links`, ids to 128 letters, digits, `-` and `_`.
+//! links taken from one poll to 1,000, ids to 128 letters, digits, `-` and `_`. A site's
+//! `min_interval_ms` spaces the crawler's fetches of its pastes; the listing itself is
+//! fetched once per `poll_secs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,7 +249,12 @@ impl Poller {
             if bus.is_closed() {
                 return Ok(());
             }
-            self.poll(bus, site).await?;
+            match self.poll(bus, site).await {
+                // The node is stopping: not a failure of the crawler role.
+                Err(BusError::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
             if once {
                 return Ok(());
             }

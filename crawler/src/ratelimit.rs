@@ -4,9 +4,10 @@
 //! `Retry-After` (seconds or an HTTP date, capped at `max_retry_after_secs`) or the backoff
 //! delay, with up to 20 % jitter; every other request to that site waits out the same pause,
 //! and from then on requests to the site are spaced (250 ms, doubled on every further refusal,
-//! up to 30 s) so that workers released together do not trip the limit again. Only after
-//! `rate_limited_retries` refusals of one request is the status passed up (and the page
-//! counted as refused).
+//! up to 30 s, shrinking by a tenth per request that goes through) so that workers released
+//! together do not trip the limit again. After `rate_limited_retries` refusals of one
+//! request, or `max_retry_after_secs` of waiting for it in all, the status is passed up (and
+//! the page counted as refused).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,16 +82,28 @@ impl RateLimitedFetcher {
         tokio::time::sleep_until(slot).await;
     }
 
+    /// A request went through: the spacing a refusal imposed shrinks again, slowly.
+    fn relax(&self, site: &str) {
+        let mut sites = self.lock();
+        if let Some(st) = sites.get_mut(site) {
+            st.spacing = st.spacing.mul_f64(0.9);
+            if st.spacing < Duration::from_millis(50) {
+                st.spacing = Duration::ZERO;
+                st.next_slot = None;
+            }
+        }
+    }
+
     /// The pause a refusal asks for (see the module doc); the site is paused that long for
     /// every request, and its spacing grows.
-    fn asked_pause(&self, site: &str, r: &RawResponse, attempt: u32) -> Duration {
+    fn asked_pause(&self, site: &str, r: &RawResponse, attempt: u32, left: Duration) -> Duration {
         let cap = Duration::from_secs(self.config.max_retry_after_secs);
         let base = r
             .header("retry-after")
             .and_then(retry_after)
             .unwrap_or_else(|| self.config.backoff(attempt, self.jitter()))
             .min(cap);
-        let delay = base.mul_f64(1.0 + 0.2 * self.jitter());
+        let delay = base.mul_f64(1.0 + 0.2 * self.jitter()).min(left);
         let until = Instant::now() + delay;
         let mut sites = self.lock();
         let st = sites.entry(site.to_string()).or_default();
@@ -105,13 +118,23 @@ impl Fetcher for RateLimitedFetcher {
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
         let site = site_of(url);
         let mut attempt = 0;
+        // One request waits at most this long in all, however often the site refuses it: a
+        // site that asks for ever (429, Retry-After: 300, every time) costs one worker a
+        // bounded time, not the crawl.
+        let budget = Duration::from_secs(self.config.max_retry_after_secs);
+        let started = Instant::now();
         loop {
             self.pause(&site).await;
             let r = self.inner.get(url, limits).await?;
-            if !matches!(r.status, 429 | 503) || attempt >= self.config.rate_limited_retries {
+            if !matches!(r.status, 429 | 503) {
+                self.relax(&site);
                 return Ok(r);
             }
-            let delay = self.asked_pause(&site, &r, attempt);
+            let left = budget.saturating_sub(started.elapsed());
+            if attempt >= self.config.rate_limited_retries || left.is_zero() {
+                return Ok(r);
+            }
+            let delay = self.asked_pause(&site, &r, attempt, left);
             self.stats.incr(Counter::SiteRateLimited);
             tracing::info!(url = %url, status = r.status, ?delay, "site asks to slow down");
             tokio::time::sleep(delay).await;
@@ -233,6 +256,31 @@ mod tests {
         let h = RateLimitedFetcher::new(stubborn.clone(), cfg(), stats);
         assert_eq!(h.get(&u, &Limits::default()).await.unwrap().status, 429);
         assert_eq!(stubborn.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_site_that_always_refuses_costs_a_bounded_wait() {
+        let stats = Arc::new(Stats::default());
+        let stubborn = Arc::new(Limiter {
+            limited: usize::MAX,
+            calls: AtomicUsize::new(0),
+        });
+        let config = HealthConfig {
+            max_retry_after_secs: 5,
+            rate_limited_retries: 100,
+            ..HealthConfig::default()
+        };
+        let h = RateLimitedFetcher::new(stubborn.clone(), config, stats);
+        let u = Url::parse("http://paste.test/raw/1").unwrap();
+        let start = Instant::now();
+        assert_eq!(h.get(&u, &Limits::default()).await.unwrap().status, 429);
+        // Pauses end with the budget; one last slot under the grown spacing may follow.
+        assert!(
+            start.elapsed() <= Duration::from_millis(6_100),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(stubborn.calls.load(Ordering::SeqCst) <= 5);
     }
 
     #[test]

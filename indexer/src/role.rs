@@ -5,8 +5,8 @@
 //! documents or `commit_interval_ms`, whichever first, after `idle_commit_ms` without a new
 //! message, and once more when the bus closes.
 //! Alerts are written and fsynced one by one (they are rare and precious) before their ack.
-//! A page's title and text pass through [`Redact`] first: watched identifiers never reach
-//! the index.
+//! A page's title, text and URLs, and an image's URLs, pass through [`Redact`] first: watched
+//! identifiers never reach the index.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use alerts::{AlertStore, StoreError};
 use bus::consumer::decode;
 use bus::{Bus, BusError, Counter, Delivery, Stats};
 use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
-use schema::{Alert, FetchedPage, Message};
+use schema::{Alert, FetchedPage, ImageVerdict, Message};
 use tantivy::IndexWriter;
 
 use crate::{IndexError, IndexerConfig, PageIndex, Redact};
@@ -116,6 +116,11 @@ impl Indexer {
             let mut page = page.clone();
             page.title = redact.redact(&page.title).into_owned();
             page.text = redact.redact(&page.text).into_owned();
+            // A paste named after what it holds (`/raw/KX7-4821`) names it in its URL too.
+            page.url = redact.redact(&page.url).into_owned();
+            for i in &mut page.images {
+                *i = redact.redact(i).into_owned();
+            }
             index.upsert_page(w, &page)
         };
         self.on_document(w, d, pending, what, upsert).await
@@ -128,8 +133,15 @@ impl Indexer {
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
         let what = (VERDICTS, Counter::IndexedImages);
-        self.on_document(w, d, pending, what, PageIndex::upsert_image)
-            .await
+        let redact = self.redact.clone();
+        let upsert = move |index: &PageIndex, w: &IndexWriter, v: &ImageVerdict| {
+            let mut v = v.clone();
+            // An attachment's member names (`…zip#KX7-4821.jpg`) and the pages' URLs.
+            v.url = redact.redact(&v.url).into_owned();
+            v.page_url = v.page_url.map(|u| redact.redact(&u).into_owned());
+            index.upsert_image(w, &v)
+        };
+        self.on_document(w, d, pending, what, upsert).await
     }
 
     /// Decodes a message, adds it to the writer and holds its delivery for the next commit;

@@ -137,48 +137,60 @@ impl Kind {
     }
 }
 
-/// One character of a code in the common alphabet: ASCII uppercase letters and digits, with
-/// `O`/`0` and `I`/`1` as one, full-width forms and Cyrillic/Greek look-alikes as their Latin
-/// twins. `None` for anything that is not a letter or digit.
-pub fn fold_char(c: char) -> Option<char> {
-    let c = match c as u32 {
-        // Full-width ASCII.
-        0xff10..=0xff19 | 0xff21..=0xff3a | 0xff41..=0xff5a => {
-            char::from_u32(c as u32 - 0xfee0).unwrap_or(c)
+/// Characters that change nothing on screen and are dropped from a code wherever they are
+/// (soft hyphen, zero-width space and joiners, word joiner, byte-order mark, combining marks).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+            | '\u{300}'..='\u{36f}' | '\u{1ab0}'..='\u{1aff}' | '\u{20d0}'..='\u{20ff}'
+    )
+}
+
+/// Appends the code characters `c` stands for to `out`: its compatibility form (mathematical
+/// bold, circled and full-width letters and digits become plain ones), Cyrillic and Greek
+/// look-alikes as their Latin twins, uppercase, with `O`/`0` and `I`/`1` as one. Anything that
+/// is not a letter or digit adds nothing.
+pub fn fold_into(c: char, out: &mut String) {
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        let latin = match d {
+            'А' | 'а' | 'Α' | 'α' => 'A',
+            'В' | 'в' | 'Β' | 'β' => 'B',
+            'Е' | 'е' | 'Ε' | 'ε' => 'E',
+            'К' | 'к' | 'Κ' | 'κ' => 'K',
+            'М' | 'м' | 'Μ' => 'M',
+            'Н' | 'н' | 'Η' => 'H',
+            'О' | 'о' | 'Ο' | 'ο' => 'O',
+            'Р' | 'р' | 'Ρ' | 'ρ' => 'P',
+            'С' | 'с' => 'C',
+            'Т' | 'т' | 'Τ' | 'τ' => 'T',
+            'Х' | 'х' | 'Χ' | 'χ' => 'X',
+            'У' | 'у' | 'Υ' => 'Y',
+            'І' | 'і' | 'Ι' | 'ι' => 'I',
+            'Ζ' => 'Z',
+            'Ν' => 'N',
+            d => d,
+        };
+        if !latin.is_alphanumeric() {
+            return;
         }
-        _ => c,
-    };
-    let latin = match c {
-        'А' | 'а' | 'Α' | 'α' => 'A',
-        'В' | 'в' | 'Β' | 'β' => 'B',
-        'Е' | 'е' | 'Ε' | 'ε' => 'E',
-        'К' | 'к' | 'Κ' | 'κ' => 'K',
-        'М' | 'м' | 'Μ' => 'M',
-        'Н' | 'н' | 'Η' => 'H',
-        'О' | 'о' | 'Ο' | 'ο' => 'O',
-        'Р' | 'р' | 'Ρ' | 'ρ' => 'P',
-        'С' | 'с' => 'C',
-        'Т' | 'т' | 'Τ' | 'τ' => 'T',
-        'Х' | 'х' | 'Χ' | 'χ' => 'X',
-        'У' | 'у' | 'Υ' => 'Y',
-        'І' | 'і' | 'Ι' | 'ι' => 'I',
-        'Ζ' => 'Z',
-        'Ν' => 'N',
-        c => c,
-    };
-    if !latin.is_alphanumeric() {
-        return None;
-    }
-    Some(match latin.to_ascii_uppercase() {
-        'O' => '0',
-        'I' => '1',
-        u => u,
-    })
+        for u in latin.to_uppercase() {
+            out.push(match u {
+                'O' => '0',
+                'I' => '1',
+                u => u,
+            });
+        }
+    });
 }
 
 /// A code's canonical characters: letters and digits only, folded.
 pub fn fold_code(s: &str) -> String {
-    s.chars().filter_map(fold_char).collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        fold_into(c, &mut out);
+    }
+    out
 }
 
 /// The lowercase words of `s` (runs of letters and digits).
@@ -217,6 +229,10 @@ pub fn tokens(text: &str, max: usize) -> Vec<Token> {
                 chars = 0;
             }
             chars += 1;
+            continue;
+        }
+        if start.is_some() && is_invisible(c) {
+            // `KX7\u{ad}4821` is one token, as it looks.
             continue;
         }
         if let Some(s) = start.take() {
@@ -261,9 +277,18 @@ fn push_token(
 
 fn is_separator(c: char) -> bool {
     c.is_whitespace()
+        || is_invisible(c)
         || matches!(
             c,
-            '-' | '.' | '_' | '/' | '·' | '|' | '‐' | '–' | '—' | '－' | '．' | '／'
+            '-' | '.' | '_' | '/' | '·' | '|' | '\u{2010}'
+                ..='\u{2015}'
+                    | '\u{2043}'
+                    | '\u{2212}'
+                    | '\u{fe58}'
+                    | '\u{fe63}'
+                    | '－'
+                    | '．'
+                    | '／'
         )
 }
 
@@ -296,6 +321,10 @@ pub fn emails(text: &str, max: usize) -> Vec<(usize, usize, String)> {
         while s > 0 && local(bytes[s - 1]) {
             s -= 1;
         }
+        // `...jdoe@host`: dots cannot start an address.
+        while s < at && bytes[s] == b'.' {
+            s += 1;
+        }
         let mut e = at + 1;
         while e < bytes.len() && domain(bytes[e]) {
             e += 1;
@@ -324,6 +353,12 @@ mod tests {
         assert_eq!(k.canonical("kx7-4821").unwrap(), "KX74821");
         assert_eq!(k.canonical("КХ7 482I").unwrap(), "KX74821");
         assert_eq!(k.canonical("ＫＸ７４８２１").unwrap(), "KX74821");
+        assert_eq!(k.canonical("𝐊𝐗𝟕𝟒𝟖𝟐𝟏").unwrap(), "KX74821");
+        assert_eq!(k.canonical("KX7\u{ad}48\u{200b}21").unwrap(), "KX74821");
+        assert_eq!(
+            k.canonical("mü-ab 123").unwrap(),
+            k.canonical("MÜ-AB 123").unwrap()
+        );
         assert_eq!(
             k.canonical("P0-88213").unwrap(),
             k.canonical("PO-88213").unwrap()
@@ -375,6 +410,10 @@ mod tests {
 
     #[test]
     fn emails_are_found_on_char_boundaries() {
+        assert_eq!(
+            emails("see ...jdoe@mail.example", 10)[0].2,
+            "jdoe@mail.example"
+        );
         let e = emails("mail é jdoe@mail.example. or x@y or @@ ü@z.org", 10);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].2, "jdoe@mail.example");

@@ -60,16 +60,18 @@ pub enum WatchlistError {
     },
     #[error("watchlist {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("{value:?} is not a {kind}: {why}", kind = kind.as_str())]
-    BadIdentifier {
-        value: String,
-        kind: Kind,
-        why: &'static str,
-    },
+    /// The value itself is never part of the message: it is a stolen identifier.
+    #[error("not a {kind}: {why}", kind = kind.as_str())]
+    BadIdentifier { kind: Kind, why: &'static str },
     #[error("unknown kind {0:?} (plate, document, email, name, term)")]
     BadKind(String),
     #[error("{KEY_ENV} must be 64 hex digits")]
     BadKeyEnv,
+    #[error(
+        "watchlist {0} was made with another key: give the key it was imported with \
+         ({KEY_FILE_ENV} or {KEY_ENV})"
+    )]
+    WrongKey(PathBuf),
     /// Another process writes the watchlist, or the data dir refused us.
     #[error(transparent)]
     DataDir(#[from] datadir::DataDirError),
@@ -94,8 +96,14 @@ impl Entry {
 struct WatchlistFile {
     format: String,
     version: u32,
+    /// HMAC of a constant under the key: a watchlist opened with another key is refused
+    /// instead of silently matching nothing (files before it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_check: Option<String>,
     entries: Vec<Entry>,
 }
+
+const KEY_CHECK: &[u8] = b"leakwatch watchlist key check";
 
 /// A watched identifier found in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +191,9 @@ impl Watchlist {
                         reason: format!("unknown format {} v{}", file.format, file.version),
                     });
                 }
+                if file.key_check.is_some_and(|c| c != wl.key_check()) {
+                    return Err(WatchlistError::WrongKey(path));
+                }
                 for e in file.entries {
                     wl.push(e, None);
                 }
@@ -233,13 +244,9 @@ impl Watchlist {
         kind: Kind,
         label: Option<&str>,
     ) -> Result<bool, WatchlistError> {
-        let canonical =
-            kind.canonical(identifier)
-                .map_err(|why| WatchlistError::BadIdentifier {
-                    value: identifier.to_string(),
-                    kind,
-                    why,
-                })?;
+        let canonical = kind
+            .canonical(identifier)
+            .map_err(|why| WatchlistError::BadIdentifier { kind, why })?;
         let hmac = self.keyed_hash(kind.class(), &canonical);
         let label = label
             .map(str::to_string)
@@ -295,6 +302,7 @@ impl Watchlist {
         let file = WatchlistFile {
             format: FORMAT.into(),
             version: VERSION,
+            key_check: Some(self.key_check()),
             entries: self.entries.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| WatchlistError::Io {
@@ -316,8 +324,9 @@ impl Watchlist {
             .collect()
     }
 
-    /// Every spelling of a watched identifier in `text`, in order, none overlapping; those
-    /// inside a longer code too (`whole: false`).
+    /// Every spelling of a watched identifier in `text`, in order of appearance (longest
+    /// first at one start); those inside a longer code too (`whole: false`). Two spellings
+    /// may overlap (`AB12-3456-789` holding two watched codes that share `3456`).
     pub fn find(&self, text: &str) -> Vec<Hit> {
         if self.entries.is_empty() {
             return Vec::new();
@@ -339,15 +348,8 @@ impl Watchlist {
                 }
             }
         }
-        // Longest first where two overlap, then in order of appearance.
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
-        let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
-        for h in hits {
-            if out.last().is_none_or(|l| h.start >= l.end) {
-                out.push(h);
-            }
-        }
-        out
+        hits
     }
 
     /// `text` with every watched identifier replaced by `[kind-N]`, and what was replaced
@@ -388,14 +390,13 @@ impl Watchlist {
         for i in 0..tokens.len() {
             let mut folded = String::new();
             let mut raw = String::new();
-            let mut len = 0;
             for j in i..tokens.len().min(i + identifiers::MAX_CODE) {
                 if j > i && !tokens[j].joined {
                     break;
                 }
                 let piece = &text[tokens[j].start..tokens[j].end];
                 folded.push_str(&identifiers::fold_code(piece));
-                len += tokens[j].chars;
+                let len = folded.chars().count();
                 if len > max_len {
                     break;
                 }
@@ -455,6 +456,12 @@ impl Watchlist {
         }
     }
 
+    fn key_check(&self) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(KEY_CHECK);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     fn keyed_hash(&self, class: Class, canonical: &str) -> String {
         let mut mac = self.mac.clone();
         // Codes keep the bare form of version 1; other classes are domain-separated.
@@ -468,13 +475,19 @@ impl Watchlist {
     }
 }
 
-/// `text` with each hit replaced by `[kind-N]`.
+/// `text` with each hit (`hits` in order of start) replaced by `[kind-N]`; overlapping hits
+/// are masked as one span, named by the first.
 fn replace_hits(text: &str, hits: &[Hit]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for h in hits {
-        out.push_str(&text[at..h.start]);
-        out.push_str(&format!("[{}-{}]", h.kind.as_str(), h.entry + 1));
+        if h.end <= at {
+            continue;
+        }
+        if h.start >= at {
+            out.push_str(&text[at..h.start]);
+            out.push_str(&format!("[{}-{}]", h.kind.as_str(), h.entry + 1));
+        }
         at = h.end;
     }
     out.push_str(&text[at..]);
@@ -557,6 +570,10 @@ mod tests {
             "KX7-482I",
             "КХ7-4821",
             "ＫＸ７－４８２１",
+            "KX7\u{ad}4821",
+            "KX\u{200b}7\u{2212}4821",
+            "KX7\u{2011}4821",
+            "𝐊𝐗𝟕𝟒𝟖𝟐𝟏",
             "doc P1088213",
             "doc p I 0 8 8 2 1 3",
         ] {
@@ -575,6 +592,15 @@ mod tests {
         ] {
             assert!(wl.scan(decoy).is_empty(), "decoy {decoy:?} alerted");
         }
+    }
+
+    #[test]
+    fn overlapping_spellings_both_alert_and_are_masked_as_one() {
+        let (_d, wl) = watching(&[("AB12-3456", Kind::Document), ("3456-789X", Kind::Document)]);
+        let text = "ref AB12 3456 789X end";
+        assert_eq!(wl.scan(text), vec!["id-0", "id-1"]);
+        let (masked, _) = wl.mask(text);
+        assert_eq!(masked, "ref [document-1] end");
     }
 
     #[test]
@@ -627,6 +653,24 @@ mod tests {
         assert_eq!(kinds, [Kind::Plate, Kind::Email, Kind::Name, Kind::Term]);
         assert_eq!(wl.entries()[2].label, "label-a");
         assert_eq!(wl.scan("the Border  Cam 7 feed by jane doe").len(), 2);
+    }
+
+    #[test]
+    fn a_watchlist_opened_with_another_key_is_refused() {
+        let (dir, mut wl) = watching(&[("KX7-4821", Kind::Plate)]);
+        wl.save().unwrap();
+        let err = Watchlist::open_with_key(dir.path(), &[8u8; 32])
+            .err()
+            .unwrap();
+        assert!(matches!(err, WatchlistError::WrongKey(_)), "{err}");
+        assert_eq!(
+            Watchlist::open_with_key(dir.path(), &[7u8; 32])
+                .unwrap()
+                .len(),
+            1
+        );
+        let bad = wl.add("KX7", Kind::Plate, None).err().unwrap().to_string();
+        assert!(!bad.contains("KX7"), "the error repeats the value: {bad}");
     }
 
     #[test]

@@ -356,7 +356,7 @@ async fn attachment(Path(name): Path<String>) -> Response {
     let bodies = BODIES.get_or_init(|| {
         let zeros = vec![0u8; 256 << 20];
         let bomb = crate::archive::zip(&[("scan-0001.jpg", &zeros, true)]);
-        let climb = crate::archive::tar(&[("../../../etc/cron.d/evil.jpg", b"\xff\xd8\xff\xe0")]);
+        let climb = crate::archive::tar(&[("../../../etc/cron.d/evil", b"* * * * * root true\n")]);
         let inner = crate::archive::zip(&[("a.txt", b"deep", false)]);
         let middle = crate::archive::zip(&[("inner.zip", &inner, false)]);
         let nest = crate::archive::zip(&[("middle.zip", &middle, false)]);
