@@ -707,10 +707,9 @@ impl Builder {
 
     /// Pastes in the forms leakers use to slip past a scanner, linked from the paste site's
     /// front page: raw text views (`text/plain`, JSON) with identifiers spaced out, dotted,
-    /// with look-alike characters, and photos pasted as base64; an HTML paste with
-    /// identifiers split across tags; and a raw paste of decoys one character off.
-    /// Returns the text leaks and the photos pasted as base64 (image leaks without an image
-    /// URL).
+    /// with look-alike characters, and photos pasted as base64 or attached in archives; an
+    /// HTML paste with identifiers split across tags; and a raw paste of decoys one character
+    /// off. Returns the text leaks and the photos' image leaks.
     fn raw_pastes(
         &mut self,
         identifiers: &[String],
@@ -718,110 +717,101 @@ impl Builder {
         stolen: &[StolenPhoto],
     ) -> (Vec<TextLeakRecord>, Vec<LeakRecord>) {
         let mut rng = self.rng("raw-pastes");
-        let pick = |rng: &mut Rng, n: usize| -> Vec<String> {
-            let mut out: Vec<String> = Vec::new();
-            while out.len() < n {
-                let id = rng.pick(identifiers).clone();
-                if !out.contains(&id) {
-                    out.push(id);
-                }
-            }
-            out
-        };
-        let filler = |rng: &mut Rng, n: i64| -> Vec<String> {
-            (0..rng.range(3, n)).map(|_| dump_line(rng)).collect()
-        };
-        let mut text_leaks = Vec::new();
-        let mut leaks = Vec::new();
-        let mut pages = Vec::new();
-        // 1. Plain text: spaced out, look-alikes, dotted.
-        let ids = pick(&mut rng, 3);
+        let mut found = Found::default();
+
+        // Plain text: spaced out, look-alikes, dotted.
+        let ids = pick_ids(&mut rng, identifiers, 3);
         let written = [
             spaced(&ids[0]),
             look_alike(&ids[1]),
             ids[2].to_lowercase().replace('-', "."),
         ];
-        let mut lines = filler(&mut rng, 8);
+        let mut lines = filler_lines(&mut rng, 8);
         for (k, w) in written.iter().enumerate() {
             lines.insert(k * 2, format!("record {k}: {w}"));
         }
+        let body = lines.join("\n");
         let loc = self.add_raw(
-            &mut pages,
+            &mut found.pages,
             "/raw/r7dump.txt",
             "text/plain; charset=utf-8",
+            body,
+        );
+        found.text(&loc, ids.iter().cloned().zip(written));
+
+        self.photo_pastes(&mut rng, identifiers, stolen, &mut found);
+        self.split_paste(&mut rng, identifiers, &mut found);
+
+        // Decoys: one character off, in the same disguises.
+        let mut lines = filler_lines(&mut rng, 6);
+        for id in pick_ids(&mut rng, identifiers, 3) {
+            lines.extend(decoy_lines(&mut rng, &id, stolen_norm));
+        }
+        self.add_raw(
+            &mut found.pages,
+            "/raw/d0refs.txt",
+            "text/plain",
             lines.join("\n"),
         );
-        for (id, w) in ids.iter().zip(&written) {
-            text_leaks.push(TextLeakRecord {
-                page: loc.clone(),
-                identifier: id.clone(),
-                written_as: w.clone(),
-            });
-        }
 
-        // 2. A photo pasted as base64, wrapped at 76 columns, and one identifier.
-        let photo = &stolen[rng.below(stolen.len() as u64) as usize];
-        let enc = Transform::Jpeg(80).apply(&photo.image, "");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&enc.bytes);
-        let wrapped: Vec<&str> = b64
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap_or(""))
-            .collect();
-        let id = pick(&mut rng, 1).remove(0);
-        let attachments = self.attachments(&mut rng, stolen, &mut leaks, "/raw/q2photo.txt");
+        let mut list = String::from("<h3>raw</h3><ul>");
+        for loc in &found.pages {
+            let rel = &loc.path[1..];
+            list.push_str(&format!("<li><a href=\"{rel}\">{rel}</a></li>"));
+        }
+        list.push_str("</ul>");
+        self.pages[PASTE]
+            .get_mut("/")
+            .expect("the paste site's front page")
+            .body
+            .push(list);
+        (found.text_leaks, found.leaks)
+    }
+
+    /// A photo pasted as base64 (wrapped at 76 columns) beside links to attachments, and a
+    /// JSON export with a photo in a string with JSON's escapes; one identifier in each.
+    fn photo_pastes(
+        &mut self,
+        rng: &mut Rng,
+        identifiers: &[String],
+        stolen: &[StolenPhoto],
+        found: &mut Found,
+    ) {
+        let (label, wrapped) = base64_photo(rng, stolen, 80, 76);
+        let id = pick_ids(rng, identifiers, 1).remove(0);
+        let attachments = self.attachments(rng, stolen, &mut found.leaks, "/raw/q2photo.txt");
         let body = format!(
             "-----BEGIN PHOTO-----\n{}\n-----END PHOTO-----\nplate on it: {id}\n{}\nmore: {}",
             wrapped.join("\n"),
-            filler(&mut rng, 6).join("\n"),
+            filler_lines(rng, 6).join("\n"),
             attachments.join(" ")
         );
-        let loc = self.add_raw(&mut pages, "/raw/q2photo.txt", "text/plain", body);
-        text_leaks.push(TextLeakRecord {
-            page: loc.clone(),
-            identifier: id.clone(),
-            written_as: id,
-        });
-        leaks.push(LeakRecord {
-            page: loc,
-            image: None,
-            label: photo.label.clone(),
-            transform: "base64-text".into(),
-            expect_dct256: true,
-        });
+        let loc = self.add_raw(&mut found.pages, "/raw/q2photo.txt", "text/plain", body);
+        found.text(&loc, [(id.clone(), id)]);
+        found.leaks.push(pasted_photo(loc, label, "base64-text"));
 
-        // 3. JSON: an identifier in a record, a photo with JSON's escapes.
-        let photo = &stolen[rng.below(stolen.len() as u64) as usize];
-        let enc = Transform::Jpeg(70).apply(&photo.image, "");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&enc.bytes);
-        let escaped: Vec<String> = b64
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap_or("").replace('/', "\\/"))
-            .collect();
-        let id = pick(&mut rng, 1).remove(0);
+        let (label, lines) = base64_photo(rng, stolen, 70, 64);
+        let escaped: Vec<String> = lines.iter().map(|l| l.replace('/', "\\/")).collect();
+        let id = pick_ids(rng, identifiers, 1).remove(0);
         let written = spaced(&id).replace(' ', "");
         let body = format!(
             "{{\"records\": [{{\"id\": {}, \"value\": \"{written}\"}}], \"photo\": \"{}\"}}",
             rng.range(100, 999),
             escaped.join("\\n")
         );
-        let loc = self.add_raw(&mut pages, "/raw/j4export.json", "application/json", body);
-        text_leaks.push(TextLeakRecord {
-            page: loc.clone(),
-            identifier: id,
-            written_as: written,
-        });
-        leaks.push(LeakRecord {
-            page: loc,
-            image: None,
-            label: photo.label.clone(),
-            transform: "base64-json".into(),
-            expect_dct256: true,
-        });
+        let loc = self.add_raw(
+            &mut found.pages,
+            "/raw/j4export.json",
+            "application/json",
+            body,
+        );
+        found.text(&loc, [(id, written)]);
+        found.leaks.push(pasted_photo(loc, label, "base64-json"));
+    }
 
-        // 4. HTML with identifiers split across tags.
-        let ids = pick(&mut rng, 2);
+    /// An HTML paste with one identifier a tag per character, another split in two tags.
+    fn split_paste(&mut self, rng: &mut Rng, identifiers: &[String], found: &mut Found) {
+        let ids = pick_ids(rng, identifiers, 2);
         let split_chars: String = ids[0]
             .chars()
             .map(|c| format!("<span>{c}</span>"))
@@ -830,7 +820,7 @@ impl Builder {
         let split_half = format!("<b>{a}</b><i>{b}</i>");
         let pre = format!(
             "<pre>{}\nplate: {split_chars}\nother: {split_half}</pre>",
-            filler(&mut rng, 6).join("\n"),
+            filler_lines(rng, 6).join("\n"),
         );
         let loc = Loc::new(PASTE, "/p/split-batch");
         let page = Page {
@@ -838,46 +828,8 @@ impl Builder {
             body: vec![pre],
         };
         self.pages[PASTE].insert(loc.path.clone(), page);
-        pages.push(loc.clone());
-        for (id, written) in ids.iter().zip([split_chars, split_half]) {
-            text_leaks.push(TextLeakRecord {
-                page: loc.clone(),
-                identifier: id.clone(),
-                written_as: written,
-            });
-        }
-
-        // 5. Decoys: one character off, in the same disguises.
-        let mut lines = filler(&mut rng, 6);
-        for id in pick(&mut rng, 3) {
-            let miss = text::near_miss(&mut rng, &id, stolen_norm);
-            lines.push(format!("ref: {}", spaced(&miss)));
-            lines.push(format!("ref: {}", look_alike(&miss)));
-            lines.push(format!("ref: {} {}", spaced(&id), rng.below(10)));
-            lines.push(format!("ref: {}-{}", id, rng.below(10)));
-        }
-        self.add_raw(
-            &mut pages,
-            "/raw/d0refs.txt",
-            "text/plain",
-            lines.join("\n"),
-        );
-
-        let mut list = String::from("<h3>raw</h3><ul>");
-        for loc in &pages {
-            list.push_str(&format!(
-                "<li><a href=\"{}\">{}</a></li>",
-                &loc.path[1..],
-                &loc.path[1..]
-            ));
-        }
-        list.push_str("</ul>");
-        self.pages[PASTE]
-            .get_mut("/")
-            .expect("the paste site's front page")
-            .body
-            .push(list);
-        (text_leaks, leaks)
+        found.pages.push(loc.clone());
+        found.text(&loc, ids.into_iter().zip([split_chars, split_half]));
     }
 
     /// Serves `body` at `path` on the paste site as a page of `content_type`, listed in `pages`.
@@ -1287,6 +1239,86 @@ fn unlisted_plate(rng: &mut Rng, stolen_norm: &BTreeSet<String>) -> String {
             return p;
         }
     }
+}
+
+/// What the raw pastes planted: pages to list, text leaks, image leaks.
+#[derive(Default)]
+struct Found {
+    pages: Vec<Loc>,
+    text_leaks: Vec<TextLeakRecord>,
+    leaks: Vec<LeakRecord>,
+}
+
+impl Found {
+    /// Text leaks on `page`: `(identifier, as written)`.
+    fn text(&mut self, page: &Loc, written: impl IntoIterator<Item = (String, String)>) {
+        for (identifier, written_as) in written {
+            self.text_leaks.push(TextLeakRecord {
+                page: page.clone(),
+                identifier,
+                written_as,
+            });
+        }
+    }
+}
+
+/// `n` distinct identifiers picked by `rng`.
+fn pick_ids(rng: &mut Rng, identifiers: &[String], n: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    while out.len() < n {
+        let id = rng.pick(identifiers).clone();
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// A few (3 to `most`) lines of dump filler.
+fn filler_lines(rng: &mut Rng, most: i64) -> Vec<String> {
+    (0..rng.range(3, most)).map(|_| dump_line(rng)).collect()
+}
+
+/// A stolen photo (picked by `rng`) as a JPEG of `quality` in base64 lines of `width`
+/// columns, with its label.
+fn base64_photo(
+    rng: &mut Rng,
+    stolen: &[StolenPhoto],
+    quality: u8,
+    width: usize,
+) -> (String, Vec<String>) {
+    let photo = &stolen[rng.below(stolen.len() as u64) as usize];
+    let enc = Transform::Jpeg(quality).apply(&photo.image, "");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&enc.bytes);
+    let lines = b64
+        .as_bytes()
+        .chunks(width)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    (photo.label.clone(), lines)
+}
+
+/// The image leak of a photo pasted as base64 into the text of `page`.
+fn pasted_photo(page: Loc, label: String, transform: &str) -> LeakRecord {
+    LeakRecord {
+        page,
+        image: None,
+        label,
+        transform: transform.into(),
+        expect_dct256: true,
+    }
+}
+
+/// Lines that are one character off the stolen `id`, or `id` going on into a longer code,
+/// in the disguises the leaks use: none may alert.
+fn decoy_lines(rng: &mut Rng, id: &str, stolen_norm: &BTreeSet<String>) -> [String; 4] {
+    let miss = text::near_miss(rng, id, stolen_norm);
+    [
+        format!("ref: {}", spaced(&miss)),
+        format!("ref: {}", look_alike(&miss)),
+        format!("ref: {} {}", spaced(id), rng.below(10)),
+        format!("ref: {}-{}", id, rng.below(10)),
+    ]
 }
 
 /// `KX7-4821` as `K X 7 - 4 8 2 1`.
