@@ -104,26 +104,31 @@ impl Indexer {
         Ok(())
     }
 
+    /// Masks the page on the blocking pool (a long page costs a scan per mask pass), then
+    /// adds it like any document.
     async fn on_page(
         &self,
         w: Option<&IndexWriter>,
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        let what = (PAGES_FOR_INDEXER, Counter::IndexedPages);
-        let redact = self.redact.clone();
-        let upsert = move |index: &PageIndex, w: &IndexWriter, page: &FetchedPage| {
-            let mut page = page.clone();
-            page.title = redact.redact(&page.title).into_owned();
-            page.text = redact.redact(&page.text).into_owned();
-            // A paste named after what it holds (`/raw/KX7-4821`) names it in its URL too.
-            page.url = redact.redact(&page.url).into_owned();
-            for i in &mut page.images {
-                *i = redact.redact(i).into_owned();
-            }
-            index.upsert_page(w, &page)
+        let Some((page, d)) = decode::<FetchedPage>(d, &self.stats, PAGES_FOR_INDEXER).await?
+        else {
+            return Ok(());
         };
-        self.on_document(w, d, pending, what, upsert).await
+        let redact = self.redact.clone();
+        let page = tokio::task::spawn_blocking(move || redacted(redact.as_ref(), page))
+            .await
+            .map_err(|e| IndexError::Io {
+                path: self.index.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        if let Some(w) = w {
+            self.index.upsert_page(w, &page)?;
+        }
+        self.stats.incr(Counter::IndexedPages);
+        pending.push(d);
+        Ok(())
     }
 
     async fn on_verdict(
@@ -204,4 +209,16 @@ impl Indexer {
         }
         Ok(())
     }
+}
+
+/// `page` as it may be stored: title, text, URL and image URLs masked. A paste named after
+/// what it holds (`/raw/KX7-4821`) names it in its URL too.
+fn redacted(redact: &dyn Redact, mut page: FetchedPage) -> FetchedPage {
+    page.title = redact.redact(&page.title).into_owned();
+    page.text = redact.redact(&page.text).into_owned();
+    page.url = redact.redact(&page.url).into_owned();
+    for i in &mut page.images {
+        *i = redact.redact(i).into_owned();
+    }
+    page
 }
