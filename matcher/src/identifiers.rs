@@ -152,6 +152,10 @@ pub fn is_invisible(c: char) -> bool {
 /// look-alikes as their Latin twins, uppercase, with `O`/`0` and `I`/`1` as one. Anything that
 /// is not a letter or digit adds nothing.
 pub fn fold_into(c: char, out: &mut String) {
+    if let Some(d) = script_digit(c) {
+        out.push(d);
+        return;
+    }
     unicode_normalization::char::decompose_compatible(c, |d| {
         let latin = match d {
             'А' | 'а' | 'Α' | 'α' => 'A',
@@ -182,6 +186,22 @@ pub fn fold_into(c: char, out: &mut String) {
             });
         }
     });
+}
+
+/// First code points of the blocks of ten decimal digits other scripts write numbers with
+/// (Arabic-Indic, Persian, N'Ko, Devanagari, Bengali … Myanmar, Khmer, Mongolian).
+const DIGIT_BLOCKS: [u32; 18] = [
+    0x0660, 0x06f0, 0x07c0, 0x0966, 0x09e6, 0x0a66, 0x0ae6, 0x0b66, 0x0be6, 0x0c66, 0x0ce6, 0x0d66,
+    0x0e50, 0x0ed0, 0x0f20, 0x1040, 0x17e0, 0x1810,
+];
+
+/// `c` as an ASCII digit when it is a decimal digit of another script (`٤` is `4`).
+fn script_digit(c: char) -> Option<char> {
+    let cp = c as u32;
+    DIGIT_BLOCKS
+        .iter()
+        .find(|&&base| (base..base + 10).contains(&cp))
+        .and_then(|&base| char::from_digit(cp - base, 10))
 }
 
 /// A code's canonical characters: letters and digits only, folded.
@@ -354,6 +374,8 @@ mod tests {
         assert_eq!(k.canonical("КХ7 482I").unwrap(), "KX74821");
         assert_eq!(k.canonical("ＫＸ７４８２１").unwrap(), "KX74821");
         assert_eq!(k.canonical("𝐊𝐗𝟕𝟒𝟖𝟐𝟏").unwrap(), "KX74821");
+        assert_eq!(k.canonical("KX٧-٤٨٢١").unwrap(), "KX74821");
+        assert_eq!(k.canonical("KX७४८२१").unwrap(), "KX74821");
         assert_eq!(k.canonical("KX7\u{ad}48\u{200b}21").unwrap(), "KX74821");
         assert_eq!(
             k.canonical("mü-ab 123").unwrap(),
