@@ -9,6 +9,8 @@
 //! like an image; blocks that are too large are counted and skipped undecoded. HTML pages get
 //! the same scan over their visible text.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use url::Url;
 
@@ -102,14 +104,19 @@ fn is_b64(b: u8) -> bool {
 
 /// A word as base64: JSON escapes undone, wrappers (`data:…,`, quotes, commas) stripped.
 /// `None` when what is left is not base64.
-fn b64_word(word: &str) -> Option<String> {
+/// Allocates only for a word with JSON's `\/` escapes: this runs over every word of every
+/// page's text.
+fn b64_word(word: &str) -> Option<Cow<'_, str>> {
     let word = match word.rfind("base64,") {
         Some(i) => &word[i + 7..],
         None => word,
     };
-    let w = word
-        .trim_matches(|c: char| "\"',;:()[]{}".contains(c))
-        .replace("\\/", "/");
+    let w = word.trim_matches(|c: char| "\"',;:()[]{}".contains(c));
+    let w = if w.contains("\\/") {
+        Cow::Owned(w.replace("\\/", "/"))
+    } else {
+        Cow::Borrowed(w)
+    };
     (!w.is_empty() && w.bytes().all(is_b64)).then_some(w)
 }
 

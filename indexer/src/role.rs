@@ -104,31 +104,15 @@ impl Indexer {
         Ok(())
     }
 
-    /// Masks the page on the blocking pool (a long page costs a scan per mask pass), then
-    /// adds it like any document.
     async fn on_page(
         &self,
         w: Option<&IndexWriter>,
         d: Delivery,
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
-        let Some((page, d)) = decode::<FetchedPage>(d, &self.stats, PAGES_FOR_INDEXER).await?
-        else {
-            return Ok(());
-        };
-        let redact = self.redact.clone();
-        let page = tokio::task::spawn_blocking(move || redacted(redact.as_ref(), page))
+        let what = (PAGES_FOR_INDEXER, Counter::IndexedPages);
+        self.on_document(w, d, pending, what, redacted_page, PageIndex::upsert_page)
             .await
-            .map_err(|e| IndexError::Io {
-                path: self.index.path().to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        if let Some(w) = w {
-            self.index.upsert_page(w, &page)?;
-        }
-        self.stats.incr(Counter::IndexedPages);
-        pending.push(d);
-        Ok(())
     }
 
     async fn on_verdict(
@@ -138,30 +122,39 @@ impl Indexer {
         pending: &mut Vec<Delivery>,
     ) -> Result<(), IndexerError> {
         let what = (VERDICTS, Counter::IndexedImages);
-        let redact = self.redact.clone();
-        let upsert = move |index: &PageIndex, w: &IndexWriter, v: &ImageVerdict| {
-            let mut v = v.clone();
-            // An attachment's member names (`…zip#KX7-4821.jpg`) and the pages' URLs.
-            v.url = redact.redact(&v.url).into_owned();
-            v.page_url = v.page_url.map(|u| redact.redact(&u).into_owned());
-            index.upsert_image(w, &v)
-        };
-        self.on_document(w, d, pending, what, upsert).await
+        self.on_document(
+            w,
+            d,
+            pending,
+            what,
+            redacted_verdict,
+            PageIndex::upsert_image,
+        )
+        .await
     }
 
-    /// Decodes a message, adds it to the writer and holds its delivery for the next commit;
-    /// an undecodable message is dead-lettered at once.
-    async fn on_document<M: Message>(
+    /// Decodes a message, masks it on the blocking pool (a long page costs a scan per mask
+    /// pass), adds it to the writer and holds its delivery for the next commit; an
+    /// undecodable message is dead-lettered at once.
+    async fn on_document<M: Message + Send + 'static>(
         &self,
         w: Option<&IndexWriter>,
         d: Delivery,
         pending: &mut Vec<Delivery>,
         (queue, counter): (&'static str, Counter),
-        upsert: impl Fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
+        redact: fn(&dyn Redact, M) -> M,
+        upsert: fn(&PageIndex, &IndexWriter, &M) -> Result<(), IndexError>,
     ) -> Result<(), IndexerError> {
         let Some((m, d)) = decode::<M>(d, &self.stats, queue).await? else {
             return Ok(());
         };
+        let redactor = self.redact.clone();
+        let m = tokio::task::spawn_blocking(move || redact(redactor.as_ref(), m))
+            .await
+            .map_err(|e| IndexError::Io {
+                path: self.index.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         if let Some(w) = w {
             upsert(&self.index, w, &m)?;
         }
@@ -213,7 +206,7 @@ impl Indexer {
 
 /// `page` as it may be stored: title, text, URL and image URLs masked. A paste named after
 /// what it holds (`/raw/KX7-4821`) names it in its URL too.
-fn redacted(redact: &dyn Redact, mut page: FetchedPage) -> FetchedPage {
+fn redacted_page(redact: &dyn Redact, mut page: FetchedPage) -> FetchedPage {
     page.title = redact.redact(&page.title).into_owned();
     page.text = redact.redact(&page.text).into_owned();
     page.url = redact.redact(&page.url).into_owned();
@@ -221,4 +214,12 @@ fn redacted(redact: &dyn Redact, mut page: FetchedPage) -> FetchedPage {
         *i = redact.redact(i).into_owned();
     }
     page
+}
+
+/// `v` as it may be stored: its URL (an attachment's member names, `…zip#KX7-4821.jpg`) and
+/// its page's URL masked.
+fn redacted_verdict(redact: &dyn Redact, mut v: ImageVerdict) -> ImageVerdict {
+    v.url = redact.redact(&v.url).into_owned();
+    v.page_url = v.page_url.map(|u| redact.redact(&u).into_owned());
+    v
 }

@@ -10,13 +10,18 @@
 //! analyst. Once the forum bumps replied threads to the top of its listings, a leak added to an
 //! old thread is found through the listing as fast as one in a new thread.
 
+#[path = "support/watch_run.rs"]
+mod watch_run;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use testbed::{LiveForum, LivePost, Plant};
+
+use watch_run::WatchRun;
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
 
@@ -43,57 +48,6 @@ const MAX_SECS: u64 = 30;
 const SITE_PER_HOUR: f64 = 5400.0;
 /// What the pipeline itself may add (fetch, match, index) on a loaded 2-core machine.
 const PIPELINE_SECS: u64 = 10;
-
-/// A leakwatch process that is killed if the test fails.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn start(data: &Path, seed: &str) -> Proc {
-        let child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(data.join("cfg.toml"))
-            .args([
-                "--log",
-                "warn",
-                "run",
-                "--transport",
-                "direct",
-                "--allow-private",
-            ])
-            .args(["--json", "--seed", seed])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Proc(Some(child))
-    }
-
-    /// SIGTERM, then the summary it prints.
-    async fn stop(mut self) -> Value {
-        let child = self.0.take().unwrap();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "leakwatch failed: {stderr}");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn leakwatch(data: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
@@ -203,7 +157,7 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
 
     // First run: new threads, an edit that plants an identifier, a page taken down.
     let t0 = Instant::now();
-    let run = Proc::start(&data, &seed);
+    let run = WatchRun::start(&data, "warn", &["--seed", &seed]);
     let mut planted: Vec<(LivePost, u64)> = Vec::new(); // (post, bound in seconds)
     let new_bound = 2 * ENTRY_SECS + PIPELINE_SECS;
     let edit_bound = 2 * MAX_SECS + PIPELINE_SECS;
@@ -222,7 +176,7 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
     planted.push((forum.post(Plant::Photo(1)), new_bound));
     sleep_until(t0, 26).await;
     wait_for(&data, &planted).await;
-    let first = run.stop().await;
+    let (first, _) = run.stop().await;
     let stopped = SystemTime::now();
     let first_secs = t0.elapsed().as_secs_f64();
 
@@ -251,7 +205,7 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
     forum.bump_on_reply(true);
     let t1 = Instant::now();
     let restarted = SystemTime::now();
-    let run = Proc::start(&data, &seed);
+    let run = WatchRun::start(&data, "warn", &["--seed", &seed]);
     planted.push((down_post, 3 + 2 * ENTRY_SECS + PIPELINE_SECS));
     sleep_until(t1, 4).await;
     planted.push((forum.post(Plant::Photo(2)), new_bound));
@@ -263,7 +217,7 @@ async fn a_live_forum_is_watched_continuously_and_across_a_restart() {
     planted.push((forum.post(Plant::Identifier(3)), new_bound));
 
     wait_for(&data, &planted).await;
-    let second = run.stop().await;
+    let (second, _) = run.stop().await;
     let second_secs = t1.elapsed().as_secs_f64();
     let found = alerts(&data);
 

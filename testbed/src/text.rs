@@ -318,6 +318,33 @@ pub fn near_miss(rng: &mut Rng, identifier: &str, stolen: &BTreeSet<String>) -> 
     }
 }
 
+/// `KX7-4821` as `K X 7 - 4 8 2 1`.
+pub fn spaced(id: &str) -> String {
+    id.chars().map(String::from).collect::<Vec<_>>().join(" ")
+}
+
+/// `id` with look-alike characters: `0`/`1` as `O`/`I`, else Cyrillic letters for Latin ones.
+pub fn look_alike(id: &str) -> String {
+    if id.contains(['0', '1']) {
+        return id.replace('0', "O").replace('1', "I");
+    }
+    id.chars()
+        .map(|c| match c {
+            'A' => 'А',
+            'B' => 'В',
+            'E' => 'Е',
+            'K' => 'К',
+            'M' => 'М',
+            'H' => 'Н',
+            'P' => 'Р',
+            'C' => 'С',
+            'T' => 'Т',
+            'X' => 'Х',
+            c => c,
+        })
+        .collect()
+}
+
 /// Writes `identifier` the way a sloppy dump would: changed case or spacing.
 /// Variant 0 is the identifier unchanged.
 pub fn sloppy(identifier: &str, variant: u64) -> String {

@@ -722,8 +722,8 @@ impl Builder {
         // Plain text: spaced out, look-alikes, dotted.
         let ids = pick_ids(&mut rng, identifiers, 3);
         let written = [
-            spaced(&ids[0]),
-            look_alike(&ids[1]),
+            text::spaced(&ids[0]),
+            text::look_alike(&ids[1]),
             ids[2].to_lowercase().replace('-', "."),
         ];
         let mut lines = filler_lines(&mut rng, 8);
@@ -793,7 +793,7 @@ impl Builder {
         let (label, lines) = base64_photo(rng, stolen, 70, 64);
         let escaped: Vec<String> = lines.iter().map(|l| l.replace('/', "\\/")).collect();
         let id = pick_ids(rng, identifiers, 1).remove(0);
-        let written = spaced(&id).replace(' ', "");
+        let written = id.to_lowercase().replace('-', " ");
         let body = format!(
             "{{\"records\": [{{\"id\": {}, \"value\": \"{written}\"}}], \"photo\": \"{}\"}}",
             rng.range(100, 999),
@@ -1314,38 +1314,11 @@ fn pasted_photo(page: Loc, label: String, transform: &str) -> LeakRecord {
 fn decoy_lines(rng: &mut Rng, id: &str, stolen_norm: &BTreeSet<String>) -> [String; 4] {
     let miss = text::near_miss(rng, id, stolen_norm);
     [
-        format!("ref: {}", spaced(&miss)),
-        format!("ref: {}", look_alike(&miss)),
-        format!("ref: {} {}", spaced(id), rng.below(10)),
+        format!("ref: {}", text::spaced(&miss)),
+        format!("ref: {}", text::look_alike(&miss)),
+        format!("ref: {} {}", text::spaced(id), rng.below(10)),
         format!("ref: {}-{}", id, rng.below(10)),
     ]
-}
-
-/// `KX7-4821` as `K X 7 - 4 8 2 1`.
-fn spaced(id: &str) -> String {
-    id.chars().map(String::from).collect::<Vec<_>>().join(" ")
-}
-
-/// `id` with look-alike characters: `0`/`1` as `O`/`I`, else Cyrillic letters for Latin ones.
-fn look_alike(id: &str) -> String {
-    if id.contains(['0', '1']) {
-        return id.replace('0', "O").replace('1', "I");
-    }
-    id.chars()
-        .map(|c| match c {
-            'A' => 'А',
-            'B' => 'В',
-            'E' => 'Е',
-            'K' => 'К',
-            'M' => 'М',
-            'H' => 'Н',
-            'P' => 'Р',
-            'C' => 'С',
-            'T' => 'Т',
-            'X' => 'Х',
-            c => c,
-        })
-        .collect()
 }
 
 fn dump_line(rng: &mut Rng) -> String {
