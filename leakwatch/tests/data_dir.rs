@@ -153,3 +153,62 @@ fn a_second_writer_is_refused_naming_the_store_and_its_holder() {
         ok(&data, &args);
     }
 }
+
+/// The watchlist key kept outside the data dir, as the README tells operators: the import
+/// makes it there, the data dir gets none, the same key finds the watchlist again, and
+/// without it (or with another) the watchlist is refused instead of matching nothing.
+#[test]
+fn the_watchlist_key_lives_where_the_environment_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let secret = tmp.path().join("secrets");
+    std::fs::create_dir_all(&secret).unwrap();
+    let key_file = secret.join("watchlist.key");
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(&ids, "KX7-4821\nemail:jd@x.example\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir").arg(&data).args(args);
+        cmd.env_remove("LEAKWATCH_WATCHLIST_KEY")
+            .env_remove("LEAKWATCH_WATCHLIST_KEY_FILE")
+            .env_remove("LEAKWATCH_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run leakwatch")
+    };
+    let outside = [("LEAKWATCH_WATCHLIST_KEY_FILE", key_file.to_str().unwrap())];
+    let out = run(&["watchlist", "import", ids.to_str().unwrap()], &outside);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&key_file).unwrap().len(), 32);
+    assert!(
+        !data.join("watchlist.key").exists(),
+        "a key was made in the data dir"
+    );
+    let out = run(&["watchlist", "count"], &outside);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+
+    let hex_key = "ab".repeat(32);
+    for env in [vec![], vec![("LEAKWATCH_WATCHLIST_KEY", hex_key.as_str())]] {
+        let out = run(&["watchlist", "count"], &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("another key"),
+            "{env:?}: {err}"
+        );
+    }
+    assert!(
+        !data.join("watchlist.key").exists(),
+        "a failed open made a key"
+    );
+    let out = run(
+        &["watchlist", "count"],
+        &[("LEAKWATCH_WATCHLIST_KEY", "not hex")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+}

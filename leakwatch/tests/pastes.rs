@@ -1,74 +1,27 @@
 //! Paste sites for real: two live paste sites publish pastes while `leakwatch run` watches
 //! them through `[[pastes]]` adapters — one listing recent pastes as HTML, the other through a
-//! JSON API that answers `429` with `Retry-After` to a request that comes too soon.
+//! JSON API that answers `429` with `Retry-After` to a request that comes too soon. The HTML
+//! site is down (`503`) when the watch starts.
 //!
 //! Checked: every paste's raw view is fetched exactly once (counted by the sites), the
-//! rate-limiting site did refuse requests and lost no paste for it, each planted identifier
+//! rate-limiting site did refuse requests and the down site was tried while down, and no
+//! paste was lost for either, each planted identifier
 //! (spaced out, dotted, look-alike characters) raises one text alert on its paste and no decoy
 //! does; after a restart nothing already fetched is fetched again.
 
+#[path = "support/watch_run.rs"]
+mod watch_run;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testbed::pastes::{PasteSites, PastesConfig};
 
+use watch_run::WatchRun;
+
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
-
-/// A `leakwatch run` that is killed if the test fails.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn start(data: &Path) -> Proc {
-        let child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--config")
-            .arg(data.join("cfg.toml"))
-            .args([
-                "--log",
-                "warn,leakwatch_crawler=info",
-                "run",
-                "--transport",
-                "direct",
-            ])
-            .args(["--allow-private", "--json"])
-            .env_remove("LEAKWATCH_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Proc(Some(child))
-    }
-
-    /// SIGTERM, then the summary it prints and the end of its log.
-    async fn stop(mut self) -> (Value, String) {
-        let child = self.0.take().unwrap();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "leakwatch failed: {stderr}");
-        let summary =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-        let lines: Vec<&str> = stderr.lines().collect();
-        (summary, lines[lines.len().saturating_sub(30)..].join("\n"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn text_alerts(data: &Path) -> Vec<Value> {
     let out = Command::new(BIN)
@@ -117,7 +70,7 @@ async fn pastes_published_during_a_run_are_each_fetched_once_and_alerted() {
     .replace("poll_secs = 1\n", "poll_secs = 1\nmin_interval_ms = 200\n");
     std::fs::write(data.join("cfg.toml"), config).unwrap();
 
-    let run = Proc::start(&data);
+    let run = WatchRun::start(&data, "warn,leakwatch_crawler=info", &[]);
     let expected = sites.planted().len();
     assert!(expected >= 6, "the sites plant too few identifiers");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -153,6 +106,10 @@ async fn pastes_published_during_a_run_are_each_fetched_once_and_alerted() {
         "{summary}"
     );
     assert!(
+        sites.down_answers() >= 1,
+        "the HTML site was never tried while it was down"
+    );
+    assert!(
         sites.rate_limited() >= 1,
         "the API site never refused a request"
     );
@@ -181,7 +138,7 @@ async fn pastes_published_during_a_run_are_each_fetched_once_and_alerted() {
     assert_eq!(alerts.len(), expected, "{alerts:?}");
 
     // Restarted, the adapters poll again and fetch nothing already seen.
-    let again = Proc::start(&data);
+    let again = WatchRun::start(&data, "warn,leakwatch_crawler=info", &[]);
     tokio::time::sleep(Duration::from_secs(4)).await;
     again.stop().await;
     for u in sites.raw_urls() {

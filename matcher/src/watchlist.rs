@@ -68,8 +68,8 @@ pub enum WatchlistError {
     #[error("{KEY_ENV} must be 64 hex digits")]
     BadKeyEnv,
     #[error(
-        "watchlist {0} was made with another key: give the key it was imported with \
-         ({KEY_FILE_ENV} or {KEY_ENV})"
+        "watchlist {0} was made with another key, or its key is elsewhere: give the key it \
+         was imported with ({KEY_FILE_ENV} or {KEY_ENV})"
     )]
     WrongKey(PathBuf),
     /// Another process writes the watchlist, or the data dir refused us.
@@ -156,8 +156,8 @@ impl Watchlist {
                 .ok()
                 .filter(|k| k.len() == 32)
                 .ok_or(WatchlistError::BadKeyEnv)?,
-            (None, Some(file)) => load_or_create_key(Path::new(&file))?,
-            (None, None) => load_or_create_key(&data_dir.join(KEY_FILE))?,
+            (None, Some(file)) => key_of(data_dir, Path::new(&file))?,
+            (None, None) => key_of(data_dir, &data_dir.join(KEY_FILE))?,
         };
         Watchlist::open_with_key(data_dir, &key)
     }
@@ -516,6 +516,17 @@ fn parse_line(
         }
         _ => Ok((label, default_kind, rest)),
     }
+}
+
+/// The key file at `path` for the watchlist in `data_dir`: made only for a watchlist that
+/// has no entries yet. A watchlist whose key is missing was made with a key kept elsewhere;
+/// a new key would make it match nothing.
+fn key_of(data_dir: &Path, path: &Path) -> Result<Vec<u8>, WatchlistError> {
+    let watchlist = data_dir.join(WATCHLIST_FILE);
+    if watchlist.exists() && !path.exists() {
+        return Err(WatchlistError::WrongKey(watchlist));
+    }
+    load_or_create_key(path)
 }
 
 /// The key at `path`, created once and atomically on first use.

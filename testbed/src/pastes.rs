@@ -7,6 +7,9 @@
 //!   rate-limits: a request less than `min_gap` after the previous one gets `429` with
 //!   `Retry-After: 1`.
 //!
+//! **bin** is down when the watch starts: for `down_for` it answers every request `503`
+//! without `Retry-After`, as a site behind an overloaded proxy does.
+//!
 //! Both serve each paste's raw text at `/raw/{id}` (`text/plain`). Every few pastes carries a
 //! stolen identifier in a disguise (spaced out, dotted, look-alike characters); some carry
 //! decoys one character off. Requests are counted per path, so a test can tell that each
@@ -37,6 +40,8 @@ pub struct PastesConfig {
     pub every: Duration,
     /// The API site answers `429` to a request closer than this to the previous one.
     pub min_gap: Duration,
+    /// The HTML site answers `503` to everything for this long after start.
+    pub down_for: Duration,
 }
 
 impl Default for PastesConfig {
@@ -46,6 +51,7 @@ impl Default for PastesConfig {
             per_site: 10,
             every: Duration::from_millis(400),
             min_gap: Duration::from_millis(300),
+            down_for: Duration::from_secs(2),
         }
     }
 }
@@ -72,6 +78,9 @@ struct Site {
     hits: Mutex<HashMap<String, u32>>,
     limited: Mutex<(Option<Instant>, u32)>,
     min_gap: Duration,
+    /// Answers `503` until then (and counts how often).
+    down_until: Instant,
+    down_answers: Mutex<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,6 +151,8 @@ impl PasteSites {
                 hits: Mutex::new(HashMap::new()),
                 limited: Mutex::new((None, 0)),
                 min_gap: config.min_gap,
+                down_until: if api { start } else { start + config.down_for },
+                down_answers: Mutex::new(0),
             });
             let router = Router::new().fallback(serve).with_state(site.clone());
             let mut signal = signal.clone();
@@ -208,6 +219,11 @@ impl PasteSites {
         lock(&self.sites[1].limited).1
     }
 
+    /// `503` answers the HTML site gave while it was down.
+    pub fn down_answers(&self) -> u32 {
+        *lock(&self.sites[0].down_answers)
+    }
+
     /// Whether every paste has been published.
     pub fn all_published(&self) -> bool {
         let now = Instant::now();
@@ -224,19 +240,19 @@ impl PasteSites {
 /// The identifier written the way paste `k` disguises it.
 fn disguise(ident: &str, k: usize) -> String {
     match k % 4 {
-        0 => ident
-            .chars()
-            .map(String::from)
-            .collect::<Vec<_>>()
-            .join(" "),
+        0 => text::spaced(ident),
         1 => ident.to_lowercase().replace('-', "."),
-        2 => ident.replace('0', "O").replace('1', "I"),
+        2 => text::look_alike(ident),
         _ => ident.to_string(),
     }
 }
 
 async fn serve(State(site): State<Arc<Site>>, uri: Uri) -> Response {
     let path = uri.path().to_string();
+    if Instant::now() < site.down_until {
+        *lock(&site.down_answers) += 1;
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response();
+    }
     if site.api {
         let mut limited = lock(&site.limited);
         let now = Instant::now();
