@@ -57,6 +57,15 @@ if ! command -v strace >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
 fi
 
+# Exported evidence is checked with warcio (PyPI), from a venv kept under target/.
+venv=target/test-venv
+if [ ! -x "$venv/bin/warcio" ]; then
+  echo "== installing warcio"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q warcio==1.8.2
+fi
+export LEAKWATCH_WARCIO="$PWD/$venv/bin/warcio"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

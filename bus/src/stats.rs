@@ -55,10 +55,12 @@ pub enum Counter {
     PasteListings,
     /// Paste links a poll handed to the frontier.
     PastesListed,
+    /// Alerts whose evidence (the response that carried them) the matcher kept.
+    EvidenceKept,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 28] = [
+    pub const ALL: [Counter; 29] = [
         Counter::Pages,
         Counter::Images,
         Counter::ImagesHashed,
@@ -87,6 +89,7 @@ impl Counter {
         Counter::SiteRateLimited,
         Counter::PasteListings,
         Counter::PastesListed,
+        Counter::EvidenceKept,
     ];
 
     /// The counter's stable name (summary keys, metric names).
@@ -120,6 +123,7 @@ impl Counter {
             Counter::SiteRateLimited => "site.rate-limited",
             Counter::PasteListings => "pastes.listings",
             Counter::PastesListed => "pastes.listed",
+            Counter::EvidenceKept => "evidence.kept",
         }
     }
 
@@ -168,6 +172,8 @@ pub mod kinds {
     pub const IMAGE_TRUNCATED: &str = "image.truncated";
     /// Image decoding or hashing panicked (contained on the blocking pool).
     pub const IMAGE_PANIC: &str = "image.panic";
+    /// An alert's evidence could not be kept (the alert is still raised).
+    pub const EVIDENCE_NOT_KEPT: &str = "evidence.not-kept";
     /// HTML extraction panicked (contained on the blocking pool).
     pub const EXTRACT_PANIC: &str = "extract.panic";
     /// A `data:` image URI that does not decode.

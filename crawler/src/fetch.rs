@@ -214,6 +214,7 @@ mod tests {
             }
             headers.insert("content-type", "text/html".parse().unwrap());
             Ok(RawResponse {
+                request_headers: http::HeaderMap::new(),
                 status: *status,
                 headers,
                 body: b"<html>ok</html>".to_vec(),

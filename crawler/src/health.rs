@@ -289,6 +289,7 @@ mod tests {
                 return Err(self.error.clone());
             }
             Ok(RawResponse {
+                request_headers: http::HeaderMap::new(),
                 status: 200,
                 headers: http::HeaderMap::new(),
                 body: b"ok".to_vec(),

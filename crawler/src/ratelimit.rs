@@ -223,6 +223,7 @@ mod tests {
                 200
             };
             Ok(RawResponse {
+                request_headers: http::HeaderMap::new(),
                 status,
                 headers,
                 body: Vec::new(),

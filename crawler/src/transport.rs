@@ -64,6 +64,8 @@ impl Default for Limits {
 /// A response with its whole (bounded) body.
 #[derive(Debug, Clone)]
 pub struct RawResponse {
+    /// The request headers as sent (kept as evidence with what the response yields).
+    pub request_headers: http::HeaderMap,
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
@@ -72,6 +74,24 @@ pub struct RawResponse {
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request and response heads of this fetch of `url`, as evidence travels with them.
+    pub fn exchange(&self, url: &Url) -> schema::Exchange {
+        let pairs = |h: &http::HeaderMap| {
+            h.iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (k.as_str().to_string(), v)
+                })
+                .collect()
+        };
+        schema::Exchange {
+            target: request_target(url),
+            request_headers: pairs(&self.request_headers),
+            status: self.status,
+            response_headers: pairs(&self.headers),
+        }
     }
 }
 
@@ -278,6 +298,7 @@ where
         .header(http::header::CONNECTION, "close")
         .body(http_body_util::Empty::new())
         .map_err(|_| FetchError::BadUrl)?;
+    let request_headers = req.headers().clone();
     let result = async {
         let resp = sender.send_request(req).await.map_err(http_error)?;
         let status = resp.status().as_u16();
@@ -303,6 +324,7 @@ where
             }
         }
         Ok(RawResponse {
+            request_headers,
             status,
             headers,
             body: out,

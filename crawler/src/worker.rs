@@ -247,6 +247,7 @@ impl Crawler {
             fetched_at: schema::now_rfc3339(),
             page_fetched_at: req.page_fetched_at.clone(),
             listed_at: req.listed_at.clone(),
+            exchange: Some(fetched.response.exchange(&fetched.final_url)),
             bytes: body.clone(),
         };
         bus.publish("", IMAGES, img.encode()).await?;
@@ -306,6 +307,7 @@ impl Crawler {
                 fetched_at: now.clone(),
                 page_fetched_at: req.page_fetched_at.clone(),
                 listed_at: req.listed_at.clone(),
+                exchange: None,
                 bytes: member.bytes,
             };
             bus.publish("", IMAGES, img.encode()).await?;
@@ -324,6 +326,7 @@ impl Crawler {
         let page_url = fetched.final_url.clone();
         let etag = validator(&fetched.response, "etag");
         let last_modified = validator(&fetched.response, "last-modified");
+        let exchange = fetched.response.exchange(&fetched.final_url);
         let body = fetched.response.body;
         let content_type = fetched
             .response
@@ -351,10 +354,10 @@ impl Crawler {
                     extracted.inline_images.push(img.clone());
                 }
             }
-            (extracted, guessed, hidden.too_large)
+            (extracted, guessed, hidden.too_large, body)
         })
         .await;
-        let Ok((extracted, guessed_encoding, too_large)) = parsed else {
+        let Ok((extracted, guessed_encoding, too_large, body)) = parsed else {
             self.stats.error(kinds::EXTRACT_PANIC);
             return Ok(());
         };
@@ -396,6 +399,8 @@ impl Crawler {
             links: extracted.links.iter().map(Url::to_string).collect(),
             images: extracted.images.iter().map(Url::to_string).collect(),
             listed_at: req.listed_at.clone(),
+            exchange: Some(exchange),
+            body,
         };
         // Inline images the last fetch of this page already sent to the matchers.
         let matched: HashSet<&str> = revisit
@@ -419,6 +424,7 @@ impl Crawler {
                 fetched_at: now.clone(),
                 page_fetched_at: Some(now.clone()),
                 listed_at: req.listed_at.clone(),
+                exchange: None,
                 bytes: inline.bytes.clone(),
             };
             bus.publish("", IMAGES, img.encode()).await?;
@@ -566,6 +572,7 @@ mod tests {
                 .as_ref()
                 .is_some_and(|v| v.etag.as_deref() == Some(etag));
             Ok(RawResponse {
+                request_headers: http::HeaderMap::new(),
                 status: if not_modified { 304 } else { 200 },
                 headers,
                 body: if not_modified {

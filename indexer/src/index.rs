@@ -321,6 +321,8 @@ mod tests {
             links: vec![],
             images: vec![],
             listed_at: None,
+            exchange: None,
+            body: vec![],
         }
     }
 

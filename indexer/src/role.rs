@@ -204,9 +204,12 @@ impl Indexer {
     }
 }
 
-/// `page` as it may be stored: title, text, URL and image URLs masked. A paste named after
+/// `page` as it may be stored: title, text, URL and image URLs masked, the raw body dropped. A paste named after
 /// what it holds (`/raw/KX7-4821`) names it in its URL too.
 fn redacted_page(redact: &dyn Redact, mut page: FetchedPage) -> FetchedPage {
+    // The raw response is evidence for the matcher, never the index's.
+    page.body = Vec::new();
+    page.exchange = None;
     page.title = redact.redact(&page.title).into_owned();
     page.text = redact.redact(&page.text).into_owned();
     page.url = redact.redact(&page.url).into_owned();

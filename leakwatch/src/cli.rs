@@ -61,6 +61,11 @@ pub enum Command {
     },
     /// List every alert raised so far.
     Alerts(AlertsArgs),
+    /// The evidence kept for alerts: for each alert the matcher raised, the response that
+    /// carried the sighting, as WARC records encrypted under a key kept outside the data dir
+    /// (LEAKWATCH_EVIDENCE_KEY_FILE, LEAKWATCH_EVIDENCE_KEY or `[evidence] key_file`).
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
     /// Every site the frontier knows: liveness (answered or not, last seen up, last down) and
     /// recrawl schedule (pages scheduled, entry pages, next visit), from the frontier's store.
     Sites {
@@ -112,6 +117,34 @@ pub enum FingerprintsCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Write a new random evidence key to FILE (owner-only; an existing file is never
+    /// replaced). Keep it outside the data dir and point LEAKWATCH_EVIDENCE_KEY_FILE at it.
+    Keygen {
+        /// Where to write the key (64 hex digits).
+        file: PathBuf,
+    },
+    /// Which alerts have evidence kept, with its size and the day it was written.
+    List {
+        /// One JSON object per alert and line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one alert's evidence into DIR: ALERT_ID.warc.gz (the decrypted WARC records),
+    /// alert.json and SHA256SUMS (check it with `sha256sum -c SHA256SUMS` inside DIR).
+    /// Existing files are never overwritten.
+    Export {
+        /// The alert's id (`leakwatch alerts --json`).
+        alert_id: String,
+        /// The bundle's directory (created if missing).
+        dir: PathBuf,
+    },
+    /// Delete the evidence older than `[evidence] retention_days` now (running matchers also
+    /// do this every hour).
+    Purge,
 }
 
 #[derive(Debug, Subcommand)]

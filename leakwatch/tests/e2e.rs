@@ -19,6 +19,11 @@ async fn leakwatch(data: &Path, args: &[&str]) -> Output {
         cmd.arg("--config").arg(&cfg);
     }
     cmd.args(args).env_remove("LEAKWATCH_CONFIG");
+    // The evidence key lives beside the data dir, never in it.
+    let key = evidence_key(data);
+    if key.exists() {
+        cmd.env("LEAKWATCH_EVIDENCE_KEY_FILE", key);
+    }
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run leakwatch"))
         .await
         .unwrap();
@@ -29,6 +34,10 @@ async fn leakwatch(data: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stdout)
     );
     out
+}
+
+fn evidence_key(data: &Path) -> std::path::PathBuf {
+    data.with_file_name("evidence.key")
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -133,6 +142,99 @@ async fn assert_nothing_watched_is_stored(data: &Path, truth: &testbed::Truth) {
     );
 }
 
+/// Runs `program` with `args` in `dir`; its output, whatever its exit status.
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); scripts/test.sh installs warcio and sets LEAKWATCH_WARCIO")
+        })
+}
+
+/// Every alert has its evidence kept and nothing else is kept; the bundles of a fetched
+/// image, an image inside a page, one inside an attachment and a text alert pass
+/// `warcio check` and `sha256sum -c`, and a WARC with one altered byte fails the check.
+async fn assert_evidence_exports(data: &Path, tmp: &Path, alerts: &[Value]) {
+    let kept = json_lines(&leakwatch(data, &["evidence", "list", "--json"]).await);
+    let kept: HashSet<&str> = kept
+        .iter()
+        .map(|k| k["alert_id"].as_str().unwrap())
+        .collect();
+    let raised: HashSet<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(kept, raised, "evidence kept is not exactly the alerts'");
+    let warcio = std::env::var("LEAKWATCH_WARCIO").unwrap_or_else(|_| "warcio".into());
+    let pick = |what: &str, f: &dyn Fn(&Value) -> bool| {
+        alerts
+            .iter()
+            .find(|a| f(a))
+            .unwrap_or_else(|| panic!("no {what} alert"))
+            .clone()
+    };
+    let url = |a: &Value| a["url"].as_str().unwrap().to_string();
+    let cases = [
+        pick("fetched image", &|a| {
+            a["kind"] == "image" && url(a).starts_with("http") && !url(a).contains('#')
+        }),
+        pick("inline image", &|a| {
+            a["kind"] == "image" && url(a).starts_with("data:")
+        }),
+        pick("attachment image", &|a| {
+            a["kind"] == "image" && url(a).contains('#')
+        }),
+        pick("text", &|a| a["kind"] == "text"),
+    ];
+    for (n, alert) in cases.iter().enumerate() {
+        let id = alert["id"].as_str().unwrap();
+        let dir = tmp.join(format!("bundle-{n}"));
+        leakwatch(data, &["evidence", "export", id, dir.to_str().unwrap()]).await;
+        let sums = run_in(&dir, "sha256sum", &["-c", "SHA256SUMS"]);
+        assert!(sums.status.success(), "{sums:?}");
+        let warc = format!("{id}.warc.gz");
+        let check = run_in(&dir, &warcio, &["check", "-v", &warc]);
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "warcio check failed on {alert}: {report}"
+        );
+        assert!(
+            report.contains("digest pass"),
+            "warcio checked no digest: {report}"
+        );
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&std::fs::read(dir.join(&warc)).unwrap()[..]),
+            &mut plain,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&plain).into_owned();
+        let types: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("WARC-Type: "))
+            .collect();
+        let target = url(alert);
+        if target.starts_with("data:") || target.contains('#') {
+            assert_eq!(types, ["resource"], "{text:.600}");
+        } else {
+            assert_eq!(types, ["request", "response"], "{text:.600}");
+            assert!(text.contains("\r\nHTTP/1.1 200 OK\r\n"), "{text:.600}");
+        }
+        assert!(
+            text.contains(&format!("WARC-Target-URI: {target}\r\n")),
+            "{text:.600}"
+        );
+        // The check can fail: one altered byte in the last block.
+        let altered = dir.join("altered.warc");
+        let mut bad = plain.clone();
+        let at = bad.len() - 10;
+        bad[at] ^= 0x20;
+        std::fs::write(&altered, bad).unwrap();
+        let check = run_in(&dir, &warcio, &["check", "altered.warc"]);
+        assert!(!check.status.success(), "warcio passed an altered record");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     let tb = testbed::start(testbed::Config::default()).await.unwrap();
@@ -160,6 +262,9 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
     let bank = std::fs::read(data.join("fingerprints.bank")).unwrap();
     assert!(bank.len() < n_stolen * 4096, "bank is {} bytes", bank.len());
     leakwatch(&data, &["watchlist", "import", idents.to_str().unwrap()]).await;
+
+    let key = evidence_key(&data);
+    leakwatch(&data, &["evidence", "keygen", key.to_str().unwrap()]).await;
 
     let seeds = tb.seeds();
     let run = crawl_args(&seeds);
@@ -249,11 +354,14 @@ async fn crawl_alerts_every_catchable_leak_once_and_no_decoy() {
         assert!(sighting["masked"].as_str().unwrap().contains('*'), "{a}");
         assert!(sighting["offset"].is_u64(), "{a}");
     }
+    assert_eq!(summary["evidence_kept"], alerts.len(), "{summary}");
+    assert_evidence_exports(&data, tmp.path(), &alerts).await;
     assert_nothing_watched_is_stored(&data, &truth).await;
 
     // A second crawl finds the same leaks and stores no alert twice.
     let again = &json_lines(&leakwatch(&data, &run).await)[0];
     assert_eq!(again["new_alerts"], 0, "{again}");
+    assert_eq!(again["evidence_kept"], 0, "evidence kept twice: {again}");
     assert!(again["repeated_alerts"].as_u64().unwrap() >= catchable.len() as u64);
     assert_eq!(
         json_lines(&leakwatch(&data, &["alerts", "--json"]).await).len(),
@@ -320,6 +428,9 @@ async fn retrohunt_finds_past_sightings_and_shared_hashes_match() {
     write_config(&data, "");
     let stolen = tmp.path().join("stolen");
     tb.write_stolen_set(&stolen).unwrap();
+
+    let key = evidence_key(&data);
+    leakwatch(&data, &["evidence", "keygen", key.to_str().unwrap()]).await;
 
     let seeds = tb.seeds();
     let run = crawl_args(&seeds);

@@ -13,6 +13,8 @@ use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{ALERTS_EXCHANGE, IMAGES, PAGES_FOR_MATCHER, VERDICTS};
 use schema::{FetchedImage, FetchedPage, IdentifierSighting, ImageHash, ImageVerdict, Message};
 
+use evidence::Vault;
+
 use crate::engine::Engine;
 use crate::{match_bytes, ImageError, MatcherConfig, Outcome, Sighted, Watchlist};
 
@@ -23,7 +25,17 @@ pub struct Matcher {
     watchlist: Arc<Watchlist>,
     stats: Arc<Stats>,
     raised: Mutex<Recent>,
+    evidence: Option<Evidence>,
 }
+
+/// Where alerts' evidence is kept, and for how long.
+struct Evidence {
+    vault: Arc<Mutex<Vault>>,
+    retention_days: u32,
+}
+
+/// How often the vault is purged of evidence past its retention.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Alert ids this matcher published lately: a page re-published because it changed (a reply
 /// added to a thread that holds a stolen identifier) does not raise its alert again. Bounded;
@@ -71,6 +83,76 @@ impl Matcher {
                 ids: HashSet::new(),
                 order: VecDeque::new(),
             }),
+            evidence: None,
+        }
+    }
+
+    /// Keeps, for every alert this matcher raises, the response that carried the sighting in
+    /// `vault`; evidence older than `retention_days` is purged while the matcher runs.
+    pub fn with_evidence(mut self, vault: Vault, retention_days: u32) -> Self {
+        self.evidence = Some(Evidence {
+            vault: Arc::new(Mutex::new(vault)),
+            retention_days,
+        });
+        self
+    }
+
+    /// Keeps `records()` as the evidence of `alert` (on the blocking pool), unless this
+    /// matcher raised it lately or the vault already has it. A failure is counted and logged:
+    /// the alert is raised all the same.
+    async fn keep_evidence<F>(&self, alert: &schema::Alert, records: F)
+    where
+        F: FnOnce() -> Vec<evidence::warc::Record> + Send + 'static,
+    {
+        let Some(ev) = &self.evidence else {
+            return;
+        };
+        if self.recent().contains(&alert.id) {
+            return;
+        }
+        let (vault, id) = (ev.vault.clone(), alert.id.clone());
+        let kept = tokio::task::spawn_blocking(move || {
+            let mut v = vault.lock().unwrap_or_else(|p| p.into_inner());
+            if v.has(&id) {
+                return Ok(false);
+            }
+            v.keep(&id, &records())
+        })
+        .await;
+        match kept {
+            Ok(Ok(true)) => self.stats.incr(Counter::EvidenceKept),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                self.stats.error(kinds::EVIDENCE_NOT_KEPT);
+                tracing::error!(alert = %alert.id, error = %e, "evidence not kept");
+            }
+            Err(_) => self.stats.error(kinds::EVIDENCE_NOT_KEPT),
+        }
+    }
+
+    /// Purges evidence past its retention now and every [`PURGE_EVERY`], forever.
+    async fn purge_evidence(self: Arc<Self>) {
+        let Some(ev) = &self.evidence else {
+            return;
+        };
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            let (vault, days) = (ev.vault.clone(), ev.retention_days);
+            let now = schema::unix_from_rfc3339(&schema::now_rfc3339()).unwrap_or(0);
+            let purged = tokio::task::spawn_blocking(move || {
+                vault
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .purge(days, now)
+            })
+            .await;
+            match purged {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(files = n, "evidence past retention purged"),
+                Ok(Err(e)) => tracing::error!(error = %e, "evidence purge failed"),
+                Err(_) => tracing::error!("evidence purge panicked"),
+            }
         }
     }
 
@@ -103,10 +185,12 @@ impl Matcher {
             workers: 1,
         };
         let stats = self.stats.clone();
+        let purger = tokio::spawn(self.clone().purge_evidence());
         let (i, p) = tokio::join!(
             bus::serve::<FetchedImage, _>(bus.clone(), images, stats.clone(), self.clone()),
             bus::serve::<FetchedPage, _>(bus, pages, stats, self),
         );
+        purger.abort();
         i.and(p)
     }
 
@@ -189,6 +273,11 @@ impl Handler<FetchedImage> for Matcher {
         };
         alert.page_fetched_at = img.page_fetched_at.clone();
         alert.listed_at = img.listed_at.clone();
+        if self.evidence.is_some() {
+            let img = img.clone();
+            self.keep_evidence(&alert, move || evidence::warc::of_image(&img))
+                .await;
+        }
         self.raise(bus, &alert).await?;
         Ok(Handled::Done)
     }
@@ -208,6 +297,11 @@ impl Handler<FetchedPage> for Matcher {
             let mut alert = alerts::text(&label, &page.url, sighting);
             alert.page_fetched_at = Some(page.fetched_at.clone());
             alert.listed_at = page.listed_at.clone();
+            if self.evidence.is_some() {
+                let page = page.clone();
+                self.keep_evidence(&alert, move || evidence::warc::of_page(&page))
+                    .await;
+            }
             if self.raise(bus, &alert).await? {
                 tracing::info!(url = %page.url, label = %alert.label, "stolen identifier sighted");
             }
@@ -254,6 +348,8 @@ mod tests {
             links: vec![],
             images: vec![],
             listed_at: None,
+            exchange: None,
+            body: vec![],
         }
     }
 
@@ -297,6 +393,7 @@ mod tests {
             fetched_at: schema::now_rfc3339(),
             page_fetched_at: None,
             listed_at: None,
+            exchange: None,
             bytes,
         }
     }

@@ -39,6 +39,8 @@ pub struct Config {
     pub recrawl: crawler::RecrawlConfig,
     /// Paste sites watched through their listings (`[[pastes]]`).
     pub pastes: Vec<crawler::pastes::PasteSite>,
+    /// What is kept to back each alert, and for how long.
+    pub evidence: evidence::EvidenceConfig,
 }
 
 /// The `[bus]` table.

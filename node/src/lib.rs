@@ -66,6 +66,8 @@ pub enum NodeError {
     Bank(#[from] matcher::bank::BankError),
     #[error(transparent)]
     Watchlist(#[from] matcher::watchlist::WatchlistError),
+    #[error(transparent)]
+    Evidence(#[from] evidence::EvidenceError),
     #[error("{role} failed: {source}")]
     Role {
         role: Role,

@@ -94,12 +94,25 @@ pub fn start_matcher(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
         tracing::warn!("the fingerprint bank is empty: images are indexed but cannot alert");
     }
     let watchlist = Watchlist::open(&ctx.data_dir)?;
-    let matcher = Arc::new(Matcher::new(
+    let mut matcher = Matcher::new(
         ctx.config.matcher.clone(),
         engine,
         watchlist,
         ctx.stats.clone(),
-    ));
+    );
+    let evidence = &ctx.config.evidence;
+    match evidence::EvidenceKey::load(evidence, &ctx.data_dir)? {
+        Some(key) => {
+            let vault = evidence::Vault::open(&ctx.data_dir, key, evidence)?;
+            matcher = matcher.with_evidence(vault, evidence.retention_days);
+        }
+        None => tracing::warn!(
+            "no evidence key ({} or [evidence] key_file): alerts are raised without the \
+             responses that carried them",
+            evidence::vault::KEY_FILE_ENV
+        ),
+    }
+    let matcher = Arc::new(matcher);
     let bus = ctx.bus.clone();
     Ok(Box::pin(async move {
         matcher

@@ -18,6 +18,8 @@ pub struct Summary {
     /// Alerts raised again for sightings already alerted (not stored twice).
     pub repeated_alerts: u64,
     pub total_alerts: usize,
+    /// Alerts whose evidence this run kept (`[evidence]`; 0 without an evidence key).
+    pub evidence_kept: u64,
     /// Images not matched by design (`image.too-small`, `image.low-quality`), by reason.
     pub images_skipped: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
@@ -134,6 +136,7 @@ impl Summary {
             new_alerts: stats.get(Counter::AlertsNew),
             repeated_alerts: stats.get(Counter::AlertsDuplicate),
             total_alerts: extra.total_alerts,
+            evidence_kept: stats.get(Counter::EvidenceKept),
             images_skipped: stats.by_kind(Family::Skipped),
             errors: stats.errors(),
             dead_lettered: extra.dead_lettered,

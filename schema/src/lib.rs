@@ -191,8 +191,28 @@ pub struct FetchedPage {
     /// When the frontier first saw a link to this page (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<String>,
+    /// The HTTP exchange that brought the page, for the evidence an alert keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
+    /// The response body as received (before decoding and extraction), for the same
+    /// evidence. Never stored by the indexer.
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub body: Vec<u8>,
 }
 impl Message for FetchedPage {}
+
+/// The HTTP request and response head of a fetch, kept with what it yielded so that an alert
+/// can be backed by the response that carried it (a WARC request and response record).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// The request target as sent (`/path?query`); the host is in `request_headers`.
+    pub target: String,
+    /// Request headers as sent, in order.
+    pub request_headers: Vec<(String, String)>,
+    pub status: u16,
+    /// Response headers as received, in order (values not valid UTF-8 are lossily decoded).
+    pub response_headers: Vec<(String, String)>,
+}
 
 /// A fetched image, bytes included, for the matcher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +228,10 @@ pub struct FetchedImage {
     /// When the frontier first saw a link to that page (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<String>,
+    /// The HTTP exchange that brought the image; `None` for an image found inside a page
+    /// (`data:`, base64) or an attachment, whose bytes are all the evidence there is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
     #[serde(with = "b64")]
     pub bytes: Vec<u8>,
 }
@@ -417,6 +441,7 @@ mod tests {
             fetched_at: now_rfc3339(),
             page_fetched_at: None,
             listed_at: None,
+            exchange: None,
             bytes: vec![0, 1, 2, 255],
         };
         let wire = img.encode();

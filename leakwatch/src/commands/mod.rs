@@ -4,6 +4,7 @@
 mod alerts;
 #[cfg(feature = "demo")]
 mod demo;
+mod evidence;
 mod fingerprints;
 mod match_images;
 mod retrohunt;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use node::Config;
 
-use crate::cli::{AlertsCmd, Cli, Command, FingerprintsCmd, WatchlistCmd};
+use crate::cli::{AlertsCmd, Cli, Command, EvidenceCmd, FingerprintsCmd, WatchlistCmd};
 
 /// Runs the parsed command line: options are validated before anything starts.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,6 +48,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(retrohunt::run(&data_dir, &config, amqp.as_deref(), json))
         }
         Command::Alerts(args) => alerts_cmd(&data_dir, args),
+        Command::Evidence(cmd) => evidence::run(&data_dir, &config.evidence, cmd),
         Command::Sites { state_url, json } => {
             runtime()?.block_on(sites::run(&data_dir, state_url.as_deref(), json))
         }
@@ -61,7 +63,8 @@ fn writes_data_dir(command: &Command) -> bool {
     match command {
         Command::Fingerprints(FingerprintsCmd::Import { .. })
         | Command::Watchlist(WatchlistCmd::Import { .. })
-        | Command::Run(_) => true,
+        | Command::Run(_)
+        | Command::Evidence(EvidenceCmd::Purge) => true,
         Command::Retrohunt { amqp, .. } => amqp.is_none(),
         #[cfg(feature = "demo")]
         Command::Demo(_) => true,
