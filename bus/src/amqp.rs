@@ -514,9 +514,12 @@ pub const IMAGE_BYTES_TTL_MS: i64 = 24 * 3600 * 1000;
 /// crawler waits and retries) instead of spilling them to disk without bound.
 pub const IMAGE_BYTES_MAX: i64 = 2 * 1024 * 1024 * 1024;
 
-/// Queues whose messages carry image bytes.
+/// Queues whose messages carry image bytes: the images queue, the matchers' page queue (its
+/// pages travel with their raw response, `data:` images included) and their dead letters.
 fn carries_image_bytes(queue: &str) -> bool {
-    queue == names::IMAGES || queue == dead_letter_queue(names::IMAGES)
+    [names::IMAGES, names::PAGES_FOR_MATCHER]
+        .iter()
+        .any(|q| queue == *q || queue == dead_letter_queue(q))
 }
 
 fn quorum_args(queue: &str, dead_letter_key: Option<&str>, delivery_limit: u32) -> FieldTable {

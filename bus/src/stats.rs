@@ -172,6 +172,11 @@ pub mod kinds {
     pub const IMAGE_TRUNCATED: &str = "image.truncated";
     /// Image decoding or hashing panicked (contained on the blocking pool).
     pub const IMAGE_PANIC: &str = "image.panic";
+    /// A paste listing named more pastes than one poll takes (the rest waits for the next).
+    pub const PASTES_LISTING_TRUNCATED: &str = "pastes.listing-truncated";
+    /// A paste listing that does not parse (a JSON API's answer that is not JSON, or nests
+    /// too deep).
+    pub const PASTES_LISTING_UNREADABLE: &str = "pastes.listing-unreadable";
     /// An alert's evidence could not be kept (the alert is still raised).
     pub const EVIDENCE_NOT_KEPT: &str = "evidence.not-kept";
     /// HTML extraction panicked (contained on the blocking pool).

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bus::stats::kinds;
 use bus::{Bus, BusError, Counter, Stats};
 use schema::names::CRAWL_DISCOVERED;
 use schema::{Discovered, Message, PageOutcome};
@@ -113,21 +114,24 @@ impl PasteSite {
         out
     }
 
-    /// The raw-paste URLs a listing body names.
-    pub fn pastes_in(&self, listing_url: &Url, body: &str) -> Vec<Url> {
-        let ids: Vec<String> = match (&self.links, &self.ids) {
+    /// The raw-paste URLs a listing body names, and what was wrong with the listing.
+    pub fn pastes_in(&self, listing_url: &Url, body: &str) -> Listing {
+        let (ids, problem) = match (&self.links, &self.ids) {
             (Some(sel), _) => {
-                let links = html_links(body, sel, listing_url);
+                let (links, problem) = html_links(body, sel, listing_url);
                 if self.raw.is_none() {
-                    return links;
+                    return Listing {
+                        pastes: links,
+                        problem,
+                    };
                 }
-                links.iter().filter_map(last_segment).collect()
+                (links.iter().filter_map(last_segment).collect(), problem)
             }
             (None, Some(path)) => json_ids(body, path),
-            (None, None) => Vec::new(),
+            (None, None) => (Vec::new(), None),
         };
         let Some(pattern) = &self.raw else {
-            return Vec::new();
+            return Listing::default();
         };
         let mut out: Vec<Url> = Vec::new();
         for id in ids.into_iter().filter(|i| usable_id(i)).take(MAX_LINKS) {
@@ -137,8 +141,20 @@ impl PasteSite {
                 }
             }
         }
-        out
+        Listing {
+            pastes: out,
+            problem,
+        }
     }
+}
+
+/// What one poll of a listing found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Listing {
+    /// The pastes' URLs, at most [`MAX_LINKS`].
+    pub pastes: Vec<Url>,
+    /// Why the listing was not read whole (a counted error kind), if it was not.
+    pub problem: Option<&'static str>,
 }
 
 fn usable_id(id: &str) -> bool {
@@ -155,31 +171,44 @@ fn last_segment(u: &Url) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Absolute URLs of the `href`s of the elements `selector` picks.
-fn html_links(body: &str, selector: &str, base: &Url) -> Vec<Url> {
+/// Absolute URLs of the `href`s of the elements `selector` picks; the document is parsed
+/// within the same depth and time bounds as a crawled page.
+fn html_links(body: &str, selector: &str, base: &Url) -> (Vec<Url>, Option<&'static str>) {
     let Ok(sel) = scraper::Selector::parse(selector) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    let doc = scraper::Html::parse_document(body);
+    let bounds = crate::extract::ExtractLimits::default();
+    let parsed = crate::parse::parse_bounded(body, bounds.max_nesting, bounds.max_parse_time);
+    let mut problem = match parsed.cut {
+        Some(crate::parse::Cut::TooDeep) => Some(kinds::HTML_TOO_DEEP),
+        Some(crate::parse::Cut::TooSlow) => Some(kinds::HTML_TOO_SLOW),
+        None => None,
+    };
     let mut out: Vec<Url> = Vec::new();
-    for el in doc.select(&sel).take(MAX_LINKS) {
+    for (n, el) in parsed.html.select(&sel).enumerate() {
+        if n == MAX_LINKS {
+            problem = problem.or(Some(kinds::PASTES_LISTING_TRUNCATED));
+            break;
+        }
         if let Some(u) = el.attr("href").and_then(|h| urls::normalize(base, h)) {
             if !out.contains(&u) {
                 out.push(u);
             }
         }
     }
-    out
+    (out, problem)
 }
 
-/// The strings and integers at `path` in a JSON document.
-fn json_ids(body: &str, path: &str) -> Vec<String> {
+/// The strings and integers at `path` in a JSON document (serde_json refuses nesting past
+/// 128 levels: such a listing is unreadable).
+fn json_ids(body: &str, path: &str) -> (Vec<String>, Option<&'static str>) {
     let Ok(doc) = serde_json::from_str::<serde_json::Value>(body) else {
-        return Vec::new();
+        return (Vec::new(), Some(kinds::PASTES_LISTING_UNREADABLE));
     };
     let mut level = vec![&doc];
+    let mut truncated = false;
     for key in path.split('.').filter(|k| !k.is_empty()) {
-        level = level
+        let next: Vec<&serde_json::Value> = level
             .into_iter()
             .flat_map(|v| -> Vec<&serde_json::Value> {
                 match (key, v) {
@@ -189,17 +218,21 @@ fn json_ids(body: &str, path: &str) -> Vec<String> {
                     _ => Vec::new(),
                 }
             })
-            .take(MAX_LINKS)
+            .take(MAX_LINKS + 1)
             .collect();
+        truncated |= next.len() > MAX_LINKS;
+        level = next.into_iter().take(MAX_LINKS).collect();
     }
-    level
+    let problem = truncated.then_some(kinds::PASTES_LISTING_TRUNCATED);
+    let ids = level
         .into_iter()
         .filter_map(|v| match v {
             serde_json::Value::String(s) => Some(s.clone()),
             serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
             _ => None,
         })
-        .collect()
+        .collect();
+    (ids, problem)
 }
 
 /// Polls the configured paste sites and reports their pastes to the frontier.
@@ -291,13 +324,27 @@ impl Poller {
         };
         self.stats.incr(Counter::PasteListings);
         let content_type = fetched.response.header("content-type").map(str::to_string);
-        let (body, _) = decode_html(content_type.as_deref(), &fetched.response.body);
-        let pastes = site.pastes_in(&fetched.final_url, &body);
+        let listing_url = fetched.final_url.clone();
+        let (site_, url) = (site.clone(), listing_url.clone());
+        // Parsing a hostile listing is bounded but may take seconds: off the runtime.
+        let listing = tokio::task::spawn_blocking(move || {
+            let (body, _) = decode_html(content_type.as_deref(), &fetched.response.body);
+            site_.pastes_in(&url, &body)
+        })
+        .await;
+        let Ok(Listing { pastes, problem }) = listing else {
+            self.stats.error(kinds::EXTRACT_PANIC);
+            return Ok(0);
+        };
+        if let Some(kind) = problem {
+            self.stats.error(kind);
+            tracing::info!(site = %site.name, problem = kind, "paste listing not read whole");
+        }
         if pastes.is_empty() {
             return Ok(0);
         }
         let report = Discovered {
-            from: fetched.final_url.to_string(),
+            from: listing_url.to_string(),
             depth: 0,
             links: pastes.iter().map(Url::to_string).collect(),
             outcome: PageOutcome::Changed,
@@ -338,6 +385,7 @@ mod tests {
         let base = Url::parse("http://bin.test/recent").unwrap();
         let got: Vec<String> = site
             .pastes_in(&base, body)
+            .pastes
             .iter()
             .map(Url::to_string)
             .collect();
@@ -351,7 +399,7 @@ mod tests {
         );
         let links_only = PasteSite { raw: None, ..site };
         assert_eq!(
-            links_only.pastes_in(&base, body)[0].as_str(),
+            links_only.pastes_in(&base, body).pastes[0].as_str(),
             "http://bin.test/p/abc123"
         );
     }
@@ -368,11 +416,51 @@ mod tests {
         let base = Url::parse("http://bin.test/api").unwrap();
         let got: Vec<String> = site
             .pastes_in(&base, body)
+            .pastes
             .iter()
             .map(Url::to_string)
             .collect();
         assert_eq!(got, ["http://bin.test/raw/k1", "http://bin.test/raw/42"]);
-        assert!(site.pastes_in(&base, "not json").is_empty());
+        let bad = site.pastes_in(&base, "not json");
+        assert!(bad.pastes.is_empty());
+        assert_eq!(bad.problem, Some(kinds::PASTES_LISTING_UNREADABLE));
+    }
+
+    /// Endless listings: more paste links or ids than one poll takes, nesting past the
+    /// parsers' bounds. Each is a counted problem, and what was read is kept.
+    #[test]
+    fn endless_listings_are_cut_and_counted() {
+        let base = Url::parse("http://bin.test/recent").unwrap();
+        let links: String = (0..5_000)
+            .map(|i| format!("<li><a href=\"/p/id{i}\">p</a></li>"))
+            .collect();
+        let html = format!("<ul class=\"recent\">{links}</ul>");
+        let got = html_site().pastes_in(&base, &html);
+        assert_eq!(got.pastes.len(), MAX_LINKS);
+        assert_eq!(got.problem, Some(kinds::PASTES_LISTING_TRUNCATED));
+        let deep = format!(
+            "{}<ul class=\"recent\"><a href=\"/p/x\">x</a></ul>",
+            "<div>".repeat(100_000)
+        );
+        let started = std::time::Instant::now();
+        let got = html_site().pastes_in(&base, &deep);
+        assert_eq!(got.problem, Some(kinds::HTML_TOO_DEEP));
+        assert!(started.elapsed() < std::time::Duration::from_secs(6));
+        let json_site = PasteSite {
+            links: None,
+            ids: Some("pastes.*".into()),
+            ..html_site()
+        };
+        let ids: Vec<String> = (0..5_000).map(|i| format!("\"k{i}\"")).collect();
+        let body = format!("{{\"pastes\": [{}]}}", ids.join(","));
+        let got = json_site.pastes_in(&base, &body);
+        assert_eq!(got.pastes.len(), MAX_LINKS);
+        assert_eq!(got.problem, Some(kinds::PASTES_LISTING_TRUNCATED));
+        let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let got = json_site.pastes_in(&base, &nested);
+        assert_eq!(got.problem, Some(kinds::PASTES_LISTING_UNREADABLE));
+        let fine = html_site().pastes_in(&base, r#"<ul class="recent"><a href="/p/a">a</a></ul>"#);
+        assert_eq!((fine.pastes.len(), fine.problem), (1, None));
     }
 
     #[test]

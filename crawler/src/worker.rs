@@ -16,7 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bus::stats::kinds;
 use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
-use schema::names::{CRAWL_DISCOVERED, CRAWL_REQUESTS, IMAGES, PAGES_EXCHANGE};
+use schema::names::{
+    CRAWL_DISCOVERED, CRAWL_REQUESTS, IMAGES, PAGES_FOR_INDEXER, PAGES_FOR_MATCHER,
+};
 use schema::{
     CrawlRequest, Discovered, FetchedImage, FetchedPage, Message, PageOutcome, ResourceKind,
     Validators,
@@ -442,7 +444,18 @@ impl Crawler {
             mirrors: extracted.mirrors.iter().map(Url::to_string).collect(),
             listed_at: req.listed_at.clone(),
         };
-        bus.publish(PAGES_EXCHANGE, "", page.encode()).await?;
+        // The raw response goes to the matchers only (the evidence of a text alert); the
+        // indexer gets the page without it.
+        let bare = FetchedPage {
+            body: Vec::new(),
+            exchange: None,
+            ..page.clone()
+        };
+        let (for_matcher, for_indexer) = (page.encode(), bare.encode());
+        tokio::try_join!(
+            bus.publish("", PAGES_FOR_MATCHER, for_matcher),
+            bus.publish("", PAGES_FOR_INDEXER, for_indexer),
+        )?;
         bus.publish("", CRAWL_DISCOVERED, discovered.encode())
             .await?;
         self.stats.incr(Counter::Pages);

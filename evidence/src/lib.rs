@@ -77,6 +77,13 @@ pub enum EvidenceError {
     BadAlertId(String),
     #[error("{0} already exists; export into an empty or new directory")]
     Exists(PathBuf),
+    #[error(
+        "{0} is inside the data dir; export decrypted evidence elsewhere, so that the data \
+         dir keeps none in clear"
+    )]
+    ExportInDataDir(PathBuf),
+    #[error("{0} bytes of records are more than one alert's evidence may hold")]
+    TooLarge(usize),
     #[error(transparent)]
     Alerts(#[from] alerts::StoreError),
 }

@@ -84,7 +84,10 @@ impl EvidenceKey {
         let text = std::str::from_utf8(bytes).ok().map(str::trim);
         let key: Vec<u8> = match text {
             Some(t) if t.len() == 64 => hex::decode(t).map_err(|_| bad())?,
-            _ if bytes.len() == 32 => bytes.to_vec(),
+            // 32 raw bytes, unless they read as a passphrase (guessable against the key id).
+            _ if bytes.len() == 32 && !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
+                bytes.to_vec()
+            }
             _ => return Err(bad()),
         };
         let mut k = [0u8; 32];
@@ -182,6 +185,7 @@ pub struct Vault {
     max_file_bytes: u64,
     current: Option<Current>,
     kept: HashSet<String>,
+    unreadable: Vec<EvidenceError>,
 }
 
 /// Where one frame lies in a file.
@@ -208,13 +212,25 @@ impl Vault {
             max_file_bytes: config.max_file_mib.max(1) << 20,
             current: None,
             kept: HashSet::new(),
+            unreadable: Vec::new(),
         };
         for (_, path) in vault.files()? {
-            for f in vault.frames(&path)? {
-                vault.kept.insert(f.alert_id);
+            match vault.frames(&path) {
+                Ok(frames) => vault.kept.extend(frames.into_iter().map(|f| f.alert_id)),
+                Err(e) => {
+                    // Another key's file (before a key rotation) or a damaged one: what it
+                    // holds cannot be read, the rest of the vault still works.
+                    tracing::warn!(error = %e, "evidence file left unread");
+                    vault.unreadable.push(e);
+                }
             }
         }
         Ok(vault)
+    }
+
+    /// The files [`Vault::open`] could not read (another key, damage), with why.
+    pub fn unreadable(&self) -> &[EvidenceError] {
+        &self.unreadable
     }
 
     /// Whether evidence for `alert_id` is kept.
@@ -237,8 +253,18 @@ impl Vault {
             path: current.path.clone(),
             source,
         };
-        current.file.write_all(&frame).map_err(io)?;
-        current.file.sync_data().map_err(io)?;
+        let written = current
+            .file
+            .write_all(&frame)
+            .and_then(|_| current.file.sync_data());
+        if let Err(e) = written {
+            // Cut the partial frame off (best effort) and never append to this file again:
+            // a later frame behind a torn one would be unreadable.
+            let _ = current.file.set_len(current.len);
+            let e = io(e);
+            self.current = None;
+            return Err(e);
+        }
         current.len += frame.len() as u64;
         self.kept.insert(alert_id.to_string());
         Ok(true)
@@ -261,16 +287,10 @@ impl Vault {
             .key
             .cipher()
             .encrypt(XNonce::from_slice(&nonce), payload)
-            .map_err(|_| EvidenceError::Corrupt {
-                path: self.dir.clone(),
-                reason: format!("{} bytes of records cannot be sealed", plain.len()),
-            })?;
+            .map_err(|_| EvidenceError::TooLarge(plain.len()))?;
         let rest = 1 + alert_id.len() + NONCE_LEN + sealed.len();
         if rest > MAX_FRAME as usize {
-            return Err(EvidenceError::Corrupt {
-                path: self.dir.clone(),
-                reason: format!("the records of alert {alert_id} exceed {MAX_FRAME} bytes"),
-            });
+            return Err(EvidenceError::TooLarge(plain.len()));
         }
         let mut frame = Vec::with_capacity(4 + rest);
         frame.extend_from_slice(&(rest as u32).to_be_bytes());
@@ -308,7 +328,15 @@ impl Vault {
             path: path.clone(),
             source,
         };
+        let fresh = !dir.exists();
         datadir::create_private_dir_all(&dir).map_err(io)?;
+        if fresh {
+            // The new day directory (and a new vault directory) must survive a crash too.
+            datadir::sync_dir(&self.dir).map_err(io)?;
+            if let Some(data_dir) = self.dir.parent() {
+                datadir::sync_dir(data_dir).map_err(io)?;
+            }
+        }
         let mut opts = std::fs::OpenOptions::new();
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
@@ -330,10 +358,17 @@ impl Vault {
     fn files(&self) -> Result<Vec<(String, PathBuf)>, EvidenceError> {
         let mut out = Vec::new();
         for (day, dir) in self.days()? {
-            let entries = std::fs::read_dir(&dir).map_err(|source| EvidenceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                // Purged by another process meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(EvidenceError::Io {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            };
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == FILE_SUFFIX))
@@ -429,7 +464,7 @@ impl Vault {
         let mut out = Vec::new();
         let mut found = false;
         for (_, path) in self.files()? {
-            for frame in self.frames(&path)? {
+            for frame in self.frames(&path).unwrap_or_default() {
                 if frame.alert_id != alert_id {
                     continue;
                 }
@@ -470,7 +505,7 @@ impl Vault {
     pub fn list(&self) -> Result<Vec<Kept>, EvidenceError> {
         let mut by_id: BTreeMap<String, Kept> = BTreeMap::new();
         for (day, path) in self.files()? {
-            for frame in self.frames(&path)? {
+            for frame in self.frames(&path).unwrap_or_default() {
                 let k = by_id.entry(frame.alert_id.clone()).or_insert(Kept {
                     alert_id: frame.alert_id,
                     frames: 0,
@@ -486,44 +521,66 @@ impl Vault {
     }
 
     /// Deletes the days whose retention has passed at `now` (Unix seconds): a day D goes once
-    /// `retention_days` days have passed since D ended. Returns the files deleted.
+    /// `retention_days` (at least 1) days have passed since D ended. Days are told by their
+    /// directory names alone, so unreadable files go too. Returns the files deleted.
     pub fn purge(&mut self, retention_days: u32, now: u64) -> Result<usize, EvidenceError> {
+        let keep_days = u64::from(retention_days.max(1)) + 1;
         let mut deleted = 0;
         for (day, dir) in self.days()? {
             let Some(start) = day_start(&day) else {
                 continue;
             };
-            if start + (u64::from(retention_days) + 1) * 86_400 > now {
+            if start + keep_days * 86_400 > now {
                 continue;
             }
             if self.current.as_ref().is_some_and(|c| c.day == day) {
                 self.current = None;
             }
-            let ids: Vec<String> = std::fs::read_dir(&dir)
-                .map(|e| {
-                    e.filter_map(|e| e.ok())
-                        .map(|e| e.path())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|p| p.extension().is_some_and(|x| x == FILE_SUFFIX))
-                .flat_map(|p| {
-                    deleted += 1;
-                    self.frames(&p).unwrap_or_default()
-                })
-                .map(|f| f.alert_id)
-                .collect();
-            std::fs::remove_dir_all(&dir).map_err(|source| EvidenceError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            for id in ids {
-                self.kept.remove(&id);
-            }
+            deleted += self.purge_day(&dir)?;
             tracing::info!(day = %day, "evidence past its retention deleted");
         }
         Ok(deleted)
+    }
+
+    /// Deletes one day's directory; the alerts it held are no longer kept. Another process
+    /// purging the same day at once is no error.
+    fn purge_day(&mut self, dir: &Path) -> Result<usize, EvidenceError> {
+        let files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(EvidenceError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let mut gone = Vec::new();
+        for f in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == FILE_SUFFIX))
+        {
+            gone.extend(
+                self.frames(f)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| f.alert_id),
+            );
+        }
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(EvidenceError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        for id in gone {
+            self.kept.remove(&id);
+        }
+        Ok(files.len())
     }
 }
 
@@ -590,27 +647,53 @@ pub fn export(
         let path = path.to_path_buf();
         move |source| EvidenceError::Io { path, source }
     };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    for name in [warc_name.as_str(), "alert.json", "SHA256SUMS"] {
-        let p = out.join(name);
-        if p.exists() {
-            return Err(EvidenceError::Exists(p));
+    // The bundle holds what the vault encrypts: owner-only, never inside the data dir.
+    datadir::create_private_dir_all(out).map_err(io(out))?;
+    if let (Ok(o), Ok(d)) = (out.canonicalize(), data_dir.canonicalize()) {
+        if o.starts_with(&d) {
+            return Err(EvidenceError::ExportInDataDir(out.to_path_buf()));
         }
     }
     let mut manifest = String::new();
     for (name, bytes) in files {
         let p = out.join(name);
-        std::fs::write(&p, bytes).map_err(io(&p))?;
+        write_new(&p, bytes)?;
         manifest.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(bytes))));
     }
     let m = out.join("SHA256SUMS");
-    std::fs::write(&m, manifest).map_err(io(&m))?;
+    write_new(&m, manifest.as_bytes())?;
     Ok(Exported {
         warc: out.join(warc_name),
         alert: out.join("alert.json"),
         manifest: m,
         records,
     })
+}
+
+/// Writes `bytes` to a new owner-only file at `path`; an existing file (or a symlink) there
+/// is refused, never written through.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
+    let mut opts = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = match opts.write(true).create_new(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(EvidenceError::Exists(path.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(EvidenceError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|source| EvidenceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// How many gzip members `bytes` holds (records in a `.warc.gz`).
@@ -719,9 +802,17 @@ mod tests {
         let mut v = Vault::open(dir.path(), key(1), &cfg).unwrap();
         v.keep("a", &records(b"body")).unwrap();
         drop(v);
-        let e = Vault::open(dir.path(), key(2), &cfg).err().unwrap();
-        assert!(matches!(e, EvidenceError::WrongKey(_)), "{e}");
         let file = all_files(dir.path()).pop().unwrap();
+        // Another key (a rotation) reads nothing of the old files and still writes.
+        let mut other = Vault::open(dir.path(), key(2), &cfg).unwrap();
+        assert!(!other.has("a"));
+        assert!(matches!(other.unreadable(), [EvidenceError::WrongKey(_)]));
+        assert!(other.keep("b", &records(b"new key")).unwrap());
+        assert!(matches!(
+            other.records("a"),
+            Err(EvidenceError::NoEvidence(_))
+        ));
+        drop(other);
         let mut bytes = std::fs::read(&file).unwrap();
         let last = bytes.len() - 20;
         bytes[last] ^= 1;
@@ -814,6 +905,7 @@ mod tests {
             .is_none());
         assert!(EvidenceKey::parse(b"abc", "x").is_err());
         assert!(EvidenceKey::parse(&[7u8; 32], "x").is_ok());
+        assert!(EvidenceKey::parse(b"correct horse battery staple 123", "x").is_err());
         let e = EvidenceKey::parse(&[b'z'; 64], "the env").unwrap_err();
         assert!(e.to_string().contains("the env"), "{e}");
         assert!(!format!("{made:?}").contains(&made.to_hex()));
@@ -852,6 +944,25 @@ mod tests {
         assert_eq!(back, alert);
         let again = export(&data, key(3), &alert.id, &out).unwrap_err();
         assert!(matches!(again, EvidenceError::Exists(_)), "{again}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!((mode(&out), mode(&e.warc)), (0o700, 0o600));
+            // A symlink planted where a bundle file goes is refused, not written through.
+            let trap = dir.path().join("trap");
+            let out2 = dir.path().join("bundle2");
+            std::fs::create_dir(&out2).unwrap();
+            std::os::unix::fs::symlink(&trap, out2.join("alert.json")).unwrap();
+            let e = export(&data, key(3), &alert.id, &out2).unwrap_err();
+            assert!(matches!(e, EvidenceError::Exists(_)), "{e}");
+            assert!(!trap.exists());
+        }
+        let inside = export(&data, key(3), &alert.id, &data.join("b")).unwrap_err();
+        assert!(
+            matches!(inside, EvidenceError::ExportInDataDir(_)),
+            "{inside}"
+        );
         let none = export(&data, key(3), "0123abcd", &dir.path().join("b2")).unwrap_err();
         assert!(matches!(none, EvidenceError::NoAlert(_)), "{none}");
         let bad = export(&data, key(3), "../x", &dir.path().join("b3")).unwrap_err();

@@ -131,6 +131,9 @@ pub fn response(
     }
 }
 
+/// The extension field of a resource record that names the page or attachment it came in.
+pub const CARRIER_FIELD: &str = "WARC-Leakwatch-Carrier";
+
 /// A resource record: `bytes` found at `uri` (a `data:` URL or an attachment member) with no
 /// HTTP exchange of their own; `carrier` names the page or attachment they came in.
 pub fn resource(
@@ -149,7 +152,8 @@ pub fn resource(
         ("WARC-Block-Digest".into(), digest(bytes)),
     ];
     if let Some(c) = carrier {
-        fields.push(("WARC-Refers-To-Target-URI".into(), clean(c)));
+        // An extension field: WARC's own `WARC-Refers-To-*` fields mean a revisit.
+        fields.push((CARRIER_FIELD.into(), clean(c)));
     }
     Record {
         fields,

@@ -373,7 +373,8 @@ fn wait_until(
     }
 }
 
-/// The queues that carry image bytes (and only they) expire them and are bounded in bytes.
+/// The queues that carry image bytes (images, and pages with their raw responses for the
+/// matchers), and only they, expire them and are bounded in bytes.
 fn assert_image_bytes_expire(vhost: &Vhost) {
     let out = Command::new("rabbitmqctl")
         .args(["list_queues", "-q", "-p", &vhost.name, "name", "arguments"])
@@ -387,7 +388,12 @@ fn assert_image_bytes_expire(vhost: &Vhost) {
             .unwrap_or_else(|| panic!("no queue {q}: {listing}"))
             .to_string()
     };
-    for q in ["leakwatch.images", "leakwatch.images.dlq"] {
+    for q in [
+        "leakwatch.images",
+        "leakwatch.images.dlq",
+        "leakwatch.pages.matcher",
+        "leakwatch.pages.matcher.dlq",
+    ] {
         let a = args(q);
         assert!(a.contains("x-message-ttl") && a.contains("86400000"), "{a}");
         assert!(a.contains("x-max-length-bytes"), "{a}");

@@ -97,6 +97,12 @@ impl Matcher {
         self
     }
 
+    /// Whether alert `id` still needs its evidence kept (a vault is set, the alert was not
+    /// raised lately by this matcher); checked before the records' bytes are copied.
+    fn wants_evidence(&self, id: &str) -> bool {
+        self.evidence.is_some() && !self.recent().contains(id)
+    }
+
     /// Keeps `records()` as the evidence of `alert` (on the blocking pool), unless this
     /// matcher raised it lately or the vault already has it. A failure is counted and logged:
     /// the alert is raised all the same.
@@ -273,7 +279,7 @@ impl Handler<FetchedImage> for Matcher {
         };
         alert.page_fetched_at = img.page_fetched_at.clone();
         alert.listed_at = img.listed_at.clone();
-        if self.evidence.is_some() {
+        if self.wants_evidence(&alert.id) {
             let img = img.clone();
             self.keep_evidence(&alert, move || evidence::warc::of_image(&img))
                 .await;
@@ -297,7 +303,7 @@ impl Handler<FetchedPage> for Matcher {
             let mut alert = alerts::text(&label, &page.url, sighting);
             alert.page_fetched_at = Some(page.fetched_at.clone());
             alert.listed_at = page.listed_at.clone();
-            if self.evidence.is_some() {
+            if self.wants_evidence(&alert.id) {
                 let page = page.clone();
                 self.keep_evidence(&alert, move || evidence::warc::of_page(&page))
                     .await;

@@ -110,5 +110,9 @@ mod tests {
         assert!(Config::parse("[health]\ndownafter = 2\n").is_err());
         let e = format!("{:#}", Config::parse("[crawlr]\n").unwrap_err());
         assert!(e.contains("crawlr"), "{e}");
+        let c = Config::parse("[evidence]\nretention_days = 7\nkey_file = \"/run/k\"\n").unwrap();
+        assert_eq!(c.evidence.retention_days, 7);
+        assert_eq!(c.evidence.max_file_mib, 64);
+        assert!(Config::parse("[evidence]\nretention = 7\n").is_err());
     }
 }
