@@ -57,6 +57,19 @@ if ! command -v strace >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
 fi
 
+# The container test builds the runtime image (docker/build-local.sh) and runs each role in
+# podman. Debian's podman needs runc here (crun fails on these cgroups) and no default
+# ulimits (setting RLIMIT_NOFILE is not permitted). Without podman the test says it skipped.
+if ! command -v podman >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing podman"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null; } ||
+    echo "podman could not be installed: the container test will skip"
+fi
+if command -v podman >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ ! -e /etc/containers/containers.conf ]; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = []\n' >/etc/containers/containers.conf
+fi
+
 # Exported evidence is checked with warcio (PyPI), from a venv kept under target/.
 venv=target/test-venv
 if [ ! -x "$venv/bin/warcio" ]; then
@@ -65,6 +78,10 @@ if [ ! -x "$venv/bin/warcio" ]; then
   "$venv/bin/pip" install -q warcio==1.8.2
 fi
 export LEAKWATCH_WARCIO="$PWD/$venv/bin/warcio"
+
+echo "== docker/compose.yaml"
+[ -x "$venv/bin/podman-compose" ] || "$venv/bin/pip" install -q podman-compose==1.6.0
+LEAKWATCH_RABBITMQ_PASSWORD=checked "$venv/bin/podman-compose" --dry-run -f docker/compose.yaml config >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

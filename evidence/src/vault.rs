@@ -107,10 +107,12 @@ impl EvidenceKey {
         config: &EvidenceConfig,
         data_dir: &Path,
     ) -> Result<Option<EvidenceKey>, EvidenceError> {
-        if let Some(k) = std::env::var_os(KEY_ENV) {
+        // An empty variable is an unset one (an optional secret left blank).
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(k) = var(KEY_ENV) {
             return EvidenceKey::parse(k.to_string_lossy().as_bytes(), KEY_ENV).map(Some);
         }
-        let file = std::env::var_os(KEY_FILE_ENV)
+        let file = var(KEY_FILE_ENV)
             .map(PathBuf::from)
             .or_else(|| config.key_file.clone());
         let Some(file) = file else {

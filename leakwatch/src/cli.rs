@@ -242,6 +242,10 @@ pub struct RunArgs {
     /// the data dir. On the in-process bus, and with --once, the state is kept in memory.
     #[arg(long, env = "LEAKWATCH_STATE_URL", hide_env_values = true)]
     pub state_url: Option<String>,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address (port 0: any
+    /// free port, printed on stderr). Overrides `[metrics] listen`.
+    #[arg(long, env = "LEAKWATCH_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@
 //!   endpoints; awaiting it yields the typed [`Summary`].
 
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod readiness;
 pub mod retrohunt;
@@ -97,15 +98,32 @@ pub async fn open_bus(
             config.delivery_limit,
             config.queue_bytes,
         )),
-        Some(url) => std::sync::Arc::new(
-            bus::AmqpBus::connect(url, config.delivery_limit)
-                .await
-                .map_err(|source| NodeError::Connect {
+        Some(url) => std::sync::Arc::new(connect_amqp(url, config).await?),
+    })
+}
+
+/// Connects to RabbitMQ, retrying with backoff for `[bus] connect_wait_secs` (a broker that
+/// starts after its clients, a vhost not made yet).
+async fn connect_amqp(url: &str, config: &BusConfig) -> Result<bus::AmqpBus, NodeError> {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(config.connect_wait_secs);
+    let mut delay = std::time::Duration::from_millis(250);
+    loop {
+        match bus::AmqpBus::connect(url, config.delivery_limit).await {
+            Ok(b) => return Ok(b),
+            Err(e) if std::time::Instant::now() + delay < deadline => {
+                tracing::warn!(url = %redact(url), error = %e, ?delay, "broker not reached: retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(source) => {
+                return Err(NodeError::Connect {
                     url: redact(url),
                     source,
-                })?,
-        ),
-    })
+                })
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends): the shutdown future the binary

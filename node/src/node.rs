@@ -39,6 +39,9 @@ pub struct NodeOptions {
     /// Where the frontier keeps its durable state and recrawl schedule: a `postgres://` URL,
     /// or `None` for SQLite in the data dir. Used when the node is not `once`.
     pub state_url: Option<String>,
+    /// The node's readiness; share it with `/readyz` before the node starts (while the bus
+    /// connects and Tor bootstraps, the roles are reported not ready).
+    pub readiness: Readiness,
 }
 
 impl NodeOptions {
@@ -50,6 +53,7 @@ impl NodeOptions {
             once: false,
             stats: Arc::new(Stats::default()),
             state_url: None,
+            readiness: Readiness::default(),
         }
     }
 }
@@ -68,7 +72,7 @@ impl Node {
         transport: Option<Transport>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> NodeHandle {
-        let readiness = Readiness::default();
+        let readiness = options.readiness.clone();
         for r in roles.in_start_order() {
             readiness.expect(r);
         }

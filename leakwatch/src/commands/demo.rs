@@ -42,6 +42,7 @@ pub async fn run(data_dir: &Path, config: &Config, args: &DemoArgs) -> anyhow::R
         tor_config: None,
         json: false,
         state_url: None,
+        metrics_listen: None,
     };
     let summary = run::start(&data_dir, &cfg, plan, super::interactive()).await?;
     run::print_summary(&summary);

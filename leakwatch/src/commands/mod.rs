@@ -25,7 +25,7 @@ use crate::cli::{AlertsCmd, Cli, Command, EvidenceCmd, FingerprintsCmd, Watchlis
 /// Runs the parsed command line: options are validated before anything starts.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     init_tracing(&cli.log);
-    let config = Config::load(cli.config.as_deref())?;
+    let config = Config::load_with_env(cli.config.as_deref(), node::config::env_vars()?)?;
     let data_dir = cli.data_dir;
     if writes_data_dir(&cli.command) {
         // Owner-only (0700) when it is new, whatever creates what inside it later.
@@ -147,15 +147,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
+/// Logs to stderr: plain text, or one JSON object per line when `LEAKWATCH_LOG_FORMAT=json`
+/// (what a cluster's log collector parses).
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colour codes only on a terminal: logs redirected to a file stay plain text.
-    let _ = tracing_subscriber::fmt()
+    let json = std::env::var("LEAKWATCH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        // Colour codes only on a terminal: logs redirected to a file stay plain text.
+        let _ = builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
 }
 
 /// Whether progress lines make sense (stderr is a terminal and not in CI).

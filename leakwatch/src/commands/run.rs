@@ -25,6 +25,7 @@ pub struct RunPlan {
     pub tor_config: Option<PathBuf>,
     pub json: bool,
     pub state_url: Option<String>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl RunPlan {
@@ -74,6 +75,7 @@ impl RunPlan {
             tor_config: args.tor_config.clone(),
             json: args.json,
             state_url: args.state_url.clone(),
+            metrics_listen: args.metrics_listen,
         })
     }
 }
@@ -133,8 +135,29 @@ pub async fn start(
 ) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create data dir {}", data_dir.display()))?;
-    let bus = node::open_bus(plan.amqp.as_deref(), &config.bus).await?;
     let mut options = NodeOptions::new(data_dir, config.clone());
+    // Up before the bus and the transport, so that `/readyz` says "not yet" meanwhile.
+    for r in plan.roles.in_start_order() {
+        options.readiness.expect(r);
+    }
+    let metrics = serve_metrics(&plan, config, &options).await?;
+    // SIGTERM is heard from now on: while the broker is awaited and Tor bootstraps too (in a
+    // container this process is PID 1, whose unhandled signals are dropped).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        node::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let bus = tokio::select! {
+        bus = node::open_bus(plan.amqp.as_deref(), &config.bus) => bus?,
+        _ = stopped() => anyhow::bail!("stopped before the bus was connected"),
+    };
     let transport = if plan.roles.contains(Role::Crawler) {
         let opts = node::TransportOptions {
             kind: plan.transport.clone(),
@@ -143,7 +166,10 @@ pub async fn start(
             tor_config: plan.tor_config.clone(),
             once: plan.once,
         };
-        Some(Transport::open(&opts, config, &options.stats).await?)
+        tokio::select! {
+            t = Transport::open(&opts, config, &options.stats) => Some(t?),
+            _ = stopped() => anyhow::bail!("stopped before the transport was up"),
+        }
     } else {
         None
     };
@@ -151,19 +177,42 @@ pub async fn start(
     options.once = plan.once;
     options.state_url = plan.state_url;
     let stats = options.stats.clone();
-    let handle = Node::start(
-        options,
-        plan.roles,
-        bus.clone(),
-        transport,
-        node::shutdown_signal(),
-    );
+    let handle = Node::start(options, plan.roles, bus.clone(), transport, stopped());
     let ticker = progress.then(|| tokio::spawn(progress_lines(stats, bus)));
     let summary = handle.await;
     if let Some(t) = ticker {
         t.abort();
     }
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(summary?)
+}
+
+/// Starts `/metrics`, `/healthz` and `/readyz` when `--metrics-listen` or `[metrics] listen`
+/// asks for them; the bound address goes to stderr.
+async fn serve_metrics(
+    plan: &RunPlan,
+    config: &Config,
+    options: &NodeOptions,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let addr = match (plan.metrics_listen, &config.metrics.listen) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(a)) => a.clone(),
+        (None, None) => return Ok(None),
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    eprintln!("metrics on http://{bound}/metrics (health: /healthz, readiness: /readyz)");
+    let (stats, readiness) = (options.stats.clone(), options.readiness.clone());
+    Ok(Some(tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(e) = node::metrics::serve(listener, stats, readiness, never).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    })))
 }
 
 /// A progress line on stderr every two seconds.

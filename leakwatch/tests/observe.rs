@@ -1,0 +1,179 @@
+//! What an operator's monitoring sees of a running node: `/metrics` counters move while it
+//! crawls, `/healthz` answers throughout, `/readyz` turns 503 while the transport is down
+//! (the SOCKS proxy stopped) and 200 again once it is back, and logs are JSON lines when
+//! asked.
+
+use std::io::{BufRead, Read, Write};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
+
+/// The watched process, killed if the test ends early.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One GET on `addr`: the status code and body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// The value of an unlabelled sample in a Prometheus exposition.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `cond` every 100 ms until it holds or `within` passes.
+async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_follow_the_transport() {
+    let tb = testbed::start(testbed::Config::default()).await.unwrap();
+    let mut proxy = testbed::SocksProxy::start().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = data.join("cfg.toml");
+    std::fs::write(
+        &cfg,
+        // Slow enough that the crawl is still going when the proxy stops (412 pages).
+        "[crawler]\nworkers = 4\npoliteness_delay_ms = 200\ntimeout_secs = 10\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(&data).arg("--config").arg(&cfg);
+    cmd.args(["--log", "info", "run", "--allow-private", "--transport"])
+        .arg(format!("socks5://{}", proxy.addr()))
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("LEAKWATCH_LOG_FORMAT", "json")
+        .env_remove("LEAKWATCH_CONFIG");
+    for s in tb.seeds() {
+        cmd.args(["--seed", &s]);
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no metrics address printed");
+        if let Some(rest) = line.strip_prefix("metrics on http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+        lines.push(line);
+    };
+
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    let pages = |a: &str| sample(&get(a, "/metrics").1, "leakwatch_pages_total").unwrap_or(0.0);
+    wait_for("pages crawled", Duration::from_secs(60), || {
+        pages(&addr) > 0.0
+    })
+    .await;
+    wait_for("ready", Duration::from_secs(30), || {
+        get(&addr, "/readyz").0 == 200
+    })
+    .await;
+    let (_, metrics) = get(&addr, "/metrics");
+    for role in ["frontier", "crawler", "matcher", "indexer"] {
+        let line = format!("leakwatch_role_ready{{role=\"{role}\"}} 1");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+
+    // The transport goes down: the crawler is not ready, the process is still alive.
+    proxy.stop();
+    wait_for(
+        "not ready while the proxy is down",
+        Duration::from_secs(60),
+        || get(&addr, "/readyz").0 == 503,
+    )
+    .await;
+    let (code, body) = get(&addr, "/readyz");
+    assert_eq!(code, 503);
+    assert!(body.contains("\"crawler\":false"), "{body}");
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    let down_at = pages(&addr);
+    assert!(
+        (down_at as usize) < tb.truth().pages,
+        "the crawl ended before the outage: the test proves nothing"
+    );
+    proxy.restart().await.unwrap();
+    wait_for("ready again", Duration::from_secs(90), || {
+        get(&addr, "/readyz").0 == 200
+    })
+    .await;
+    wait_for("pages after the outage", Duration::from_secs(60), || {
+        pages(&addr) > down_at
+    })
+    .await;
+
+    let pid = child.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // Until the reader thread sees the end of stderr.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        lines.push(line);
+    }
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        json.iter()
+            .any(|v| v["level"].is_string() && v["fields"]["message"].is_string()),
+        "no JSON log line among {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with('{') || l.starts_with("metrics on ")),
+        "a log line that is not JSON: {lines:?}"
+    );
+    tb.shutdown().await;
+}
