@@ -45,7 +45,7 @@ docker/rootfs.sh "$bin" "$ctx/rootfs" "${strip_flag[@]}"
 cat >"$ctx/Containerfile" <<'CONTAINERFILE'
 FROM scratch
 COPY rootfs/ /
-COPY --chown=10001:10001 rootfs/data/ /data/
+COPY --chown=10001:10001 rootfs.owned/ /
 USER 10001:10001
 ENV LEAKWATCH_DATA_DIR=/data HOME=/data SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /data

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lays out the runtime image's whole filesystem in DIR from BINARY: the binary, the shared
 # libraries it links and the dynamic loader (at the paths it expects), CA roots, an
-# unprivileged user (uid 10001) and /data and /tmp. Used by build-local.sh and by the
+# unprivileged user (uid 10001) and /tmp; /data, which that user must own, is laid out in
+# DIR.owned/data for a `COPY --chown` of its own. Used by build-local.sh and by the
 # Containerfile's build stage, so both images are the same.
 #
 #   docker/rootfs.sh BINARY DIR [--strip]
@@ -12,7 +13,7 @@ bin=${1:?usage: rootfs.sh BINARY DIR [--strip]}
 root=${2:?usage: rootfs.sh BINARY DIR [--strip]}
 ca=/etc/ssl/certs/ca-certificates.crt
 [[ -f $ca ]] || { echo "rootfs.sh: no CA roots at $ca (apt-get install ca-certificates)" >&2; exit 1; }
-mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/data" "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp" "$root.owned/data"
 cp "$bin" "$root/usr/local/bin/leakwatch"
 if [[ ${3:-} == --strip ]]; then
   strip --strip-debug "$root/usr/local/bin/leakwatch"

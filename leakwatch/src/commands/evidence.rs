@@ -11,6 +11,7 @@ use crate::cli::EvidenceCmd;
 pub fn run(data_dir: &Path, config: &EvidenceConfig, cmd: EvidenceCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         EvidenceCmd::Keygen { file } => {
+            refuse_inside(data_dir, &file)?;
             EvidenceKey::create_file(&file)?;
             println!(
                 "wrote a new evidence key to {}; set {}={} for the matchers",
@@ -43,6 +44,24 @@ pub fn run(data_dir: &Path, config: &EvidenceConfig, cmd: EvidenceCmd) -> anyhow
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A key file may not live in the data dir: a copy of the data dir must not open the vault.
+fn refuse_inside(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let (Ok(dir), Ok(data)) = (parent.canonicalize(), data_dir.canonicalize()) {
+        if dir.starts_with(&data) {
+            anyhow::bail!(
+                "{} is inside the data dir {}; keep the evidence key outside it (a mounted secret)",
+                file.display(),
+                data_dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The evidence key, which every command but `keygen` needs.
