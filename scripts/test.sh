@@ -83,6 +83,13 @@ echo "== docker/compose.yaml"
 [ -x "$venv/bin/podman-compose" ] || "$venv/bin/pip" install -q podman-compose==1.6.0
 LEAKWATCH_RABBITMQ_PASSWORD=checked "$venv/bin/podman-compose" --dry-run -f docker/compose.yaml config >/dev/null
 
+echo "== k8s overlays"
+if command -v kubectl >/dev/null 2>&1; then
+  k8s/check.sh "$venv"
+else
+  echo "SKIPPED: kubectl (with kustomize) is not installed; k8s/check.sh not run"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Renders every overlay with `kubectl kustomize` and checks it offline: kubernetes-validate
+# --strict against Kubernetes 1.30 (unknown fields are errors; the KEDA, RabbitMQ-operator and
+# ServiceMonitor kinds have no built-in schema and are only warned about), then leakwatch's
+# own rules: no Secret is rendered (they are referenced, never inlined), and every leakwatch
+# container runs non-root with a read-only root filesystem, no privilege escalation, all
+# capabilities dropped, the RuntimeDefault seccomp profile, probes, requests and limits.
+#
+#   k8s/check.sh [PYTHON_VENV]      # the venv holding kubernetes-validate (and PyYAML)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${1:-target/test-venv}
+command -v kubectl >/dev/null || { echo "k8s/check.sh: kubectl is needed (kustomize)" >&2; exit 1; }
+[ -x "$venv/bin/kubernetes-validate" ] || "$venv/bin/pip" install -q kubernetes-validate==1.37.0
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for overlay in k8s/overlays/*/; do
+  name=$(basename "$overlay")
+  kubectl kustomize "$overlay" >"$out/$name.yaml"
+  "$venv/bin/kubernetes-validate" --strict -k 1.30.0 --quiet --no-warn "$out/$name.yaml"
+  "$venv/bin/python" - "$out/$name.yaml" "$name" <<'PY'
+import sys, yaml
+path, overlay = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+problems = []
+for d in docs:
+    kind, name = d["kind"], d["metadata"]["name"]
+    if kind == "Secret":
+        problems.append(f"{kind}/{name}: secrets are referenced, never rendered")
+    if kind not in ("Deployment", "StatefulSet") or not name.startswith("leakwatch-"):
+        continue
+    pod = d["spec"]["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    if not psc.get("runAsNonRoot") or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append(f"{kind}/{name}: pod must run as non-root with seccomp RuntimeDefault")
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append(f"{kind}/{name}: no service account token")
+    for c in pod["containers"]:
+        sc = c.get("securityContext", {})
+        if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+                and sc.get("capabilities", {}).get("drop") == ["ALL"]):
+            problems.append(f"{kind}/{name}/{c['name']}: read-only root, no escalation, drop ALL")
+        if not (c.get("readinessProbe") and c.get("livenessProbe")):
+            problems.append(f"{kind}/{name}/{c['name']}: readiness and liveness probes")
+        r = c.get("resources", {})
+        if not (r.get("requests") and r.get("limits")):
+            problems.append(f"{kind}/{name}/{c['name']}: requests and limits")
+roles = {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+for want in ("leakwatch-crawler", "leakwatch-matcher", "leakwatch-frontier", "leakwatch-indexer"):
+    if want not in roles:
+        problems.append(f"{want} is missing")
+if problems:
+    sys.exit(f"k8s/overlays/{overlay}:\n  " + "\n  ".join(problems))
+print(f"k8s/overlays/{overlay}: {len(docs)} resources valid")
+PY
+done
