@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders every overlay with `kubectl kustomize` and checks it offline: kubernetes-validate
-# --strict against Kubernetes 1.30 (unknown fields are errors; the KEDA, RabbitMQ-operator and
-# ServiceMonitor kinds have no built-in schema and are only warned about), then leakwatch's
+# --strict against Kubernetes 1.30 for the built-in kinds (unknown fields are errors), the
+# KEDA, RabbitMQ-operator and ServiceMonitor resources strictly against their published CRD
+# schemas (k8s/crds, sources in k8s/crds/SOURCES.md; validate_crs.py), then leakwatch's
 # own rules: no Secret is rendered (they are referenced, never inlined), and every leakwatch
 # container runs non-root with a read-only root filesystem, no privilege escalation, all
 # capabilities dropped, the RuntimeDefault seccomp profile, probes, requests and limits.
@@ -18,6 +19,7 @@ for overlay in k8s/overlays/*/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" >"$out/$name.yaml"
   "$venv/bin/kubernetes-validate" --strict -k 1.30.0 --quiet --no-warn "$out/$name.yaml"
+  "$venv/bin/python" k8s/validate_crs.py "$out/$name.yaml"
   "$venv/bin/python" - "$out/$name.yaml" "$name" <<'PY'
 import sys, yaml
 path, overlay = sys.argv[1], sys.argv[2]
