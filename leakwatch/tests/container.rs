@@ -8,12 +8,15 @@
 //! the test says that it skipped, and why.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "support/probe.rs"]
+mod probe;
+use probe::{get, sample, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
 /// What podman needs on these machines (crun fails on their cgroups).
@@ -54,42 +57,6 @@ fn cannot_run_containers() -> Option<String> {
         return Some("no RabbitMQ answers rabbitmqctl".into());
     }
     None
-}
-
-/// One GET on `addr`: the status code and body (0 when nothing answers).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
-}
-
-fn sample(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The containers, image and vhost of one run, removed however the test ends.
@@ -359,7 +326,10 @@ async fn each_role_in_its_own_container_crawls_alerts_and_reports() {
     ];
     for (i, name) in moved {
         let m = get(&addr(i), "/metrics").1;
-        assert!(sample(&m, name) > 0.0, "{name} did not move:\n{m}");
+        assert!(
+            sample(&m, name).unwrap_or(0.0) > 0.0,
+            "{name} did not move:\n{m}"
+        );
     }
     let frontier_metrics = get(&addr(3), "/metrics").1;
     assert!(

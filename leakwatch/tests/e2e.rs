@@ -438,18 +438,6 @@ async fn retrohunt_finds_past_sightings_and_shared_hashes_match() {
     let stolen = tmp.path().join("stolen");
     tb.write_stolen_set(&stolen).unwrap();
 
-    let key = evidence_key(&data);
-    leakwatch(&data, &["evidence", "keygen", key.to_str().unwrap()]).await;
-    // A key inside the data dir would open the vault to whoever copies the data dir.
-    let inside = std::process::Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["evidence", "keygen"])
-        .arg(data.join("evidence.key"))
-        .output()
-        .unwrap();
-    assert!(!inside.status.success() && !data.join("evidence.key").exists());
-
     let seeds = tb.seeds();
     let run = crawl_args(&seeds);
     let summary = &json_lines(&leakwatch(&data, &run).await)[0];

@@ -3,8 +3,13 @@
 //! (the SOCKS proxy stopped) and 200 again once it is back, and logs are JSON lines when
 //! asked.
 
-use std::io::{BufRead, Read, Write};
-use std::time::{Duration, Instant};
+#[path = "support/probe.rs"]
+mod probe;
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use probe::{get, sample, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
 
@@ -15,42 +20,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// One GET on `addr`: the status code and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_string())
-}
-
-/// The value of an unlabelled sample in a Prometheus exposition.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// Polls `cond` every 100 ms until it holds or `within` passes.
-async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -176,4 +145,80 @@ async fn metrics_health_and_readiness_follow_the_transport() {
         "a log line that is not JSON: {lines:?}"
     );
     tb.shutdown().await;
+}
+
+/// A role waiting for its broker (a vhost that does not exist, `connect_wait_secs` long) is
+/// alive and not ready, and a SIGTERM meanwhile stops it at once instead of being ignored
+/// until the wait runs out (in a container, the process is PID 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_waiting_for_its_broker_is_not_ready_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vhost = format!("leakwatch-test-absent-{}", std::process::id());
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(tmp.path().join("data"));
+    cmd.args([
+        "run",
+        "--roles",
+        "indexer",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--amqp")
+    .arg(format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"))
+    .env("LEAKWATCH_BUS_CONNECT_WAIT_SECS", "300")
+    .env_remove("LEAKWATCH_CONFIG")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no metrics address printed");
+        if let Some(rest) = line.strip_prefix("metrics on http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    for _ in 0..5 {
+        let (code, body) = get(&addr, "/readyz");
+        assert_eq!((code, body.as_str()), (503, "{\"indexer\":false}"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child.0.id().to_string();
+    let sent = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "SIGTERM took {:?} to stop a process waiting for its broker",
+        sent.elapsed()
+    );
+    // Killed by the signal itself would be no exit code at all: it was heard and handled.
+    assert!(status.code().is_some(), "{status}");
+    // Until the reader thread sees the end of stderr.
+    let said: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(10)).ok()).collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("stopped before the bus was connected")),
+        "{said:?}"
+    );
 }
