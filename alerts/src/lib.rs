@@ -4,12 +4,14 @@
 //! - construction ([`image`], [`text`]): the live matcher and the retro-hunt build the same
 //!   alert for the same sighting, so its content-hash id dedupes across both;
 //! - [`store`]: the append-only, deduplicated alert log the indexer writes;
+//! - [`negatives`]: images marked as false positives, which never alert again;
 //! - [`follow`]: print-as-they-arrive, from the store (one machine) or from a queue bound to
 //!   the `alerts` exchange (a broker).
 //!
 //! The message itself ([`Alert`]) is part of the bus schema, in `schema`.
 
 pub mod follow;
+pub mod negatives;
 pub mod store;
 
 pub use schema::{Alert, AlertKind};

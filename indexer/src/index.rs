@@ -4,22 +4,43 @@
 //! previous document instead of adding another. Pages carry title and visible text (searchable,
 //! with snippets); image documents carry the image's perceptual hashes and the page it was
 //! found on, which a retro-hunt scans when new fingerprints arrive.
+//!
+//! Besides what is stored, each document carries fields derived from it on upsert: `key`,
+//! `fetched` (the fetch time as a date, for date filters and newest-first order) and, for
+//! pages, `network` (`onion` or `clearnet`). The analysts' search (filters, order, pages of
+//! results) lives in [`request`]; [`migrate`] rebuilds an index written with an older schema
+//! when it is opened.
+
+mod migrate;
+mod request;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
-use tantivy::snippet::SnippetGenerator;
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
+};
+use tantivy::time::format_description::well_known::Rfc3339;
+use tantivy::time::OffsetDateTime;
+use tantivy::{
+    doc, DateTime, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument,
+    Term,
+};
 
 use schema::{FetchedPage, ImageHash, ImageVerdict};
 
 use crate::IndexError;
 
+pub use request::{Network, SearchPage, SearchRequest, SortBy, MAX_LIMIT};
+
 pub const INDEX_DIR: &str = "index";
+
+/// At most this many documents are collected for one answer: the deep-pagination cap of
+/// [`PageIndex::search_page`], and the most images [`PageIndex::images_on`] returns.
+pub const MAX_WINDOW: usize = 10_000;
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -35,7 +56,12 @@ struct Fields {
     page_url: Field,
     image_hash: Field,
     labels: Field,
+    fetched: Field,
+    network: Field,
 }
+
+/// The derived fields: never copied when an index is rebuilt, always computed again.
+const DERIVED_FIELDS: [&str; 3] = ["key", "fetched", "network"];
 
 fn build_schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -52,6 +78,8 @@ fn build_schema() -> (Schema, Fields) {
         page_url: b.add_text_field("page_url", STRING | STORED),
         image_hash: b.add_text_field("image_hash", STRING | STORED),
         labels: b.add_text_field("labels", STRING | STORED),
+        fetched: b.add_date_field("fetched", INDEXED | FAST | STORED),
+        network: b.add_text_field("network", STRING),
     };
     (b.build(), f)
 }
@@ -60,6 +88,7 @@ fn build_schema() -> (Schema, Fields) {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchHit {
     pub url: String,
+    pub host: String,
     pub title: String,
     /// Plain-text fragment around the best match.
     pub snippet: String,
@@ -77,6 +106,33 @@ pub struct ImageSighting {
     pub hashes: Vec<ImageHash>,
 }
 
+/// A page document as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PageDoc {
+    pub url: String,
+    pub host: String,
+    pub title: String,
+    /// The visible text (redacted as indexed).
+    pub text: String,
+    pub fetched_at: String,
+    pub sha256: String,
+    /// URLs of the images the page shows.
+    pub images: Vec<String>,
+}
+
+/// An image document as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageDoc {
+    pub url: String,
+    /// The page it was found on; empty when unknown.
+    pub page_url: String,
+    pub sha256: String,
+    pub fetched_at: String,
+    pub hashes: Vec<ImageHash>,
+    /// Labels of the fingerprints it matched.
+    pub labels: Vec<String>,
+}
+
 /// The index in a data dir.
 pub struct PageIndex {
     index: Index,
@@ -86,19 +142,29 @@ pub struct PageIndex {
 }
 
 impl PageIndex {
-    /// Opens (creating if needed) the index under `data_dir`.
+    /// Opens (creating if needed) the index under `data_dir`. An index written with an older
+    /// schema is rebuilt with the current one first (see [`migrate`]); that needs its writer
+    /// lock, so it fails with [`IndexError::Busy`] while an older indexer still runs.
     pub fn open(data_dir: &Path) -> Result<PageIndex, IndexError> {
         let path = data_dir.join(INDEX_DIR);
+        migrate::recover_interrupted_swap(&path)?;
         datadir::create_private_dir_all(&path).map_err(|source| IndexError::Io {
             path: path.clone(),
             source,
         })?;
         let (schema, fields) = build_schema();
-        let dir = MmapDirectory::open(&path).map_err(|e| IndexError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let index = Index::open_or_create(dir, schema)?;
+        let dir = mmap_dir(&path)?;
+        let index = if Index::exists(&dir).map_err(tantivy::TantivyError::from)? {
+            let existing = Index::open(dir)?;
+            if existing.schema() == schema {
+                existing
+            } else {
+                migrate::upgrade(existing, &path, &schema, fields)?;
+                Index::open(mmap_dir(&path)?)?
+            }
+        } else {
+            Index::create(dir, schema, IndexSettings::default())?
+        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -135,10 +201,7 @@ impl PageIndex {
     /// Adds or replaces the page's document.
     pub fn upsert_page(&self, w: &IndexWriter, p: &FetchedPage) -> Result<(), IndexError> {
         let f = self.fields;
-        let key = format!("page:{}", p.url);
-        w.delete_term(Term::from_field_text(f.key, &key));
         let mut d = doc!(
-            f.key => key,
             f.doc_type => "page",
             f.url => p.url.as_str(),
             f.host => p.host.as_str(),
@@ -150,6 +213,8 @@ impl PageIndex {
         for i in &p.images {
             d.add_text(f.images, i);
         }
+        let key = add_derived(f, &mut d);
+        w.delete_term(Term::from_field_text(f.key, &key));
         w.add_document(d)?;
         Ok(())
     }
@@ -157,10 +222,7 @@ impl PageIndex {
     /// Adds or replaces the image sighting's document.
     pub fn upsert_image(&self, w: &IndexWriter, v: &ImageVerdict) -> Result<(), IndexError> {
         let f = self.fields;
-        let key = format!("image:{}", v.url);
-        w.delete_term(Term::from_field_text(f.key, &key));
         let mut d = doc!(
-            f.key => key,
             f.doc_type => "image",
             f.url => v.url.as_str(),
             f.page_url => v.page_url.clone().unwrap_or_default(),
@@ -173,104 +235,183 @@ impl PageIndex {
         for l in &v.matched {
             d.add_text(f.labels, l);
         }
+        let key = add_derived(f, &mut d);
+        w.delete_term(Term::from_field_text(f.key, &key));
         w.add_document(d)?;
         Ok(())
     }
 
-    /// Searches pages. `query` uses Tantivy's syntax over title and body; `*` matches all.
+    /// Searches pages, best first. `query` uses Tantivy's syntax over title and body (`*` or
+    /// nothing matches all); at most [`MAX_WINDOW`] hits.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, IndexError> {
-        self.reader.reload()?;
-        let searcher = self.reader.searcher();
-        let f = self.fields;
-        let user: Box<dyn Query> = if query.trim() == "*" {
-            Box::new(AllQuery)
-        } else {
-            let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body]);
-            parser.set_conjunction_by_default();
-            parser.parse_query(query)?
+        let req = SearchRequest {
+            query: query.to_string(),
+            ..SearchRequest::default()
         };
-        let pages_only = TermQuery::new(
-            Term::from_field_text(f.doc_type, "page"),
-            IndexRecordOption::Basic,
-        );
-        let q = BooleanQuery::new(vec![
-            (Occur::Must, user.box_clone()),
-            (Occur::Must, Box::new(pages_only)),
-        ]);
-        let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
-        let mut snippets = SnippetGenerator::create(&searcher, user.as_ref(), f.body)?;
-        snippets.set_max_num_chars(240);
-        let mut out = Vec::with_capacity(top.len());
-        for (_, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            let text = |field: Field| {
-                d.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let snip = snippets.snippet_from_doc(&d);
-            let (snippet, snippet_html) = if snip.fragment().is_empty() {
-                let body = text(f.body);
-                let cut: String = body.chars().take(240).collect();
-                (cut.clone(), html_escape(&cut))
-            } else {
-                (snip.fragment().to_string(), snip.to_html())
-            };
-            out.push(SearchHit {
-                url: text(f.url),
-                title: text(f.title),
-                snippet,
-                snippet_html,
-                fetched_at: text(f.fetched_at),
-            });
-        }
-        Ok(out)
+        Ok(self
+            .search_window(&req, 0, limit.clamp(1, MAX_WINDOW))?
+            .hits)
     }
 
     /// Number of page documents.
     pub fn page_count(&self) -> Result<usize, IndexError> {
         self.reader.reload()?;
-        let q = TermQuery::new(
-            Term::from_field_text(self.fields.doc_type, "page"),
-            IndexRecordOption::Basic,
-        );
-        Ok(self
-            .reader
-            .searcher()
-            .search(&q, &tantivy::collector::Count)?)
+        let q = self.doc_type_query("page");
+        Ok(self.reader.searcher().search(&q, &Count)?)
     }
 
     /// Every image sighting with its hashes.
     pub fn image_sightings(&self) -> Result<Vec<ImageSighting>, IndexError> {
-        self.reader.reload()?;
-        let searcher = self.reader.searcher();
+        let docs = self.docs_matching(self.doc_type_query("image"), usize::MAX)?;
+        let f = self.fields;
+        Ok(docs
+            .iter()
+            .map(|d| ImageSighting {
+                url: first_text(d, f.url),
+                page_url: first_text(d, f.page_url),
+                hashes: stored_hashes(d, f.image_hash),
+            })
+            .collect())
+    }
+
+    /// The page document of `url`, if indexed.
+    pub fn page(&self, url: &str) -> Result<Option<PageDoc>, IndexError> {
         let f = self.fields;
         let q = TermQuery::new(
-            Term::from_field_text(f.doc_type, "image"),
+            Term::from_field_text(f.key, &format!("page:{url}")),
             IndexRecordOption::Basic,
         );
-        let n = searcher.search(&q, &tantivy::collector::Count)?;
-        let top = searcher.search(&q, &TopDocs::with_limit(n.max(1)).order_by_score())?;
-        let mut out = Vec::new();
-        for (_, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr)?;
-            let get = |field| {
-                d.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            out.push(ImageSighting {
-                url: get(f.url),
-                page_url: get(f.page_url),
-                hashes: d
-                    .get_all(f.image_hash)
-                    .filter_map(|v| v.as_str().and_then(parse_stored_hash))
-                    .collect(),
-            });
-        }
+        let docs = self.docs_matching(q, 1)?;
+        Ok(docs.first().map(|d| PageDoc {
+            url: first_text(d, f.url),
+            host: first_text(d, f.host),
+            title: first_text(d, f.title),
+            text: first_text(d, f.body),
+            fetched_at: first_text(d, f.fetched_at),
+            sha256: first_text(d, f.sha256),
+            images: all_texts(d, f.images),
+        }))
+    }
+
+    /// The image documents found on the page `page_url`, by URL (at most [`MAX_WINDOW`]).
+    pub fn images_on(&self, page_url: &str) -> Result<Vec<ImageDoc>, IndexError> {
+        let f = self.fields;
+        let on_page = TermQuery::new(
+            Term::from_field_text(f.page_url, page_url),
+            IndexRecordOption::Basic,
+        );
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(on_page) as Box<dyn Query>),
+            (Occur::Must, Box::new(self.doc_type_query("image"))),
+        ]);
+        let docs = self.docs_matching(q, MAX_WINDOW)?;
+        let mut out: Vec<ImageDoc> = docs.iter().map(|d| image_doc(f, d)).collect();
+        out.sort_by(|a, b| a.url.cmp(&b.url));
         Ok(out)
+    }
+
+    /// The image document of `url`, if indexed.
+    pub fn image(&self, url: &str) -> Result<Option<ImageDoc>, IndexError> {
+        let f = self.fields;
+        let q = TermQuery::new(
+            Term::from_field_text(f.key, &format!("image:{url}")),
+            IndexRecordOption::Basic,
+        );
+        let docs = self.docs_matching(q, 1)?;
+        Ok(docs.first().map(|d| image_doc(f, d)))
+    }
+
+    fn doc_type_query(&self, doc_type: &str) -> TermQuery {
+        TermQuery::new(
+            Term::from_field_text(self.fields.doc_type, doc_type),
+            IndexRecordOption::Basic,
+        )
+    }
+
+    /// The stored documents matching `q` (at most `max`), after a reload.
+    fn docs_matching(&self, q: impl Query, max: usize) -> Result<Vec<TantivyDocument>, IndexError> {
+        self.reader.reload()?;
+        let searcher = self.reader.searcher();
+        let n = searcher.search(&q, &Count)?.min(max);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let top = searcher.search(&q, &TopDocs::with_limit(n).order_by_score())?;
+        top.into_iter()
+            .map(|(_, addr)| searcher.doc(addr).map_err(IndexError::from))
+            .collect()
+    }
+}
+
+fn mmap_dir(path: &Path) -> Result<MmapDirectory, IndexError> {
+    MmapDirectory::open(path).map_err(|e| IndexError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Adds the derived fields of a document whose stored fields are set, and returns its key.
+fn add_derived(f: Fields, d: &mut TantivyDocument) -> String {
+    let doc_type = first_text(d, f.doc_type);
+    let key = format!("{doc_type}:{}", first_text(d, f.url));
+    d.add_text(f.key, &key);
+    if let Some(t) = parse_fetched(&first_text(d, f.fetched_at)) {
+        d.add_date(f.fetched, t);
+    }
+    if doc_type == "page" {
+        d.add_text(f.network, network_of(&first_text(d, f.host)).as_str());
+    }
+    key
+}
+
+/// An RFC 3339 time as a Tantivy date; `None` if it is not one (or out of range).
+fn parse_fetched(s: &str) -> Option<DateTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .and_then(DateTime::try_from_utc)
+}
+
+/// Which network serves `host` (`abc.onion`, `abc.onion:80`, case-insensitive).
+fn network_of(host: &str) -> Network {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name.ends_with(".onion") {
+        Network::Onion
+    } else {
+        Network::Clearnet
+    }
+}
+
+fn first_text(d: &TantivyDocument, field: Field) -> String {
+    d.get_first(field)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn all_texts(d: &TantivyDocument, field: Field) -> Vec<String> {
+    d.get_all(field)
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn stored_hashes(d: &TantivyDocument, field: Field) -> Vec<ImageHash> {
+    d.get_all(field)
+        .filter_map(|v| v.as_str().and_then(parse_stored_hash))
+        .collect()
+}
+
+fn image_doc(f: Fields, d: &TantivyDocument) -> ImageDoc {
+    ImageDoc {
+        url: first_text(d, f.url),
+        page_url: first_text(d, f.page_url),
+        sha256: first_text(d, f.sha256),
+        fetched_at: first_text(d, f.fetched_at),
+        hashes: stored_hashes(d, f.image_hash),
+        labels: all_texts(d, f.labels),
     }
 }
 
@@ -364,6 +505,33 @@ mod tests {
         // A second handle (as another process would) sees the committed documents.
         let other = PageIndex::open(dir.path()).unwrap();
         assert_eq!(other.search("unrelated", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn networks_and_fetch_times_are_derived() {
+        for onion in [
+            "abc.onion",
+            "ABC.Onion",
+            "x.onion:80",
+            "x.onion.",
+            "a.b.onion:8080",
+        ] {
+            assert_eq!(network_of(onion), Network::Onion, "{onion}");
+        }
+        for clear in [
+            "onion",
+            "example.com",
+            "x.onion.example",
+            "x.onion:",
+            "[::1]:80",
+            "",
+        ] {
+            assert_eq!(network_of(clear), Network::Clearnet, "{clear}");
+        }
+        let t = parse_fetched("2026-01-02T03:04:05+01:00").unwrap();
+        assert_eq!(t.into_timestamp_secs(), 1_767_319_445);
+        assert_eq!(parse_fetched("2026-01-02"), None);
+        assert_eq!(parse_fetched("héllo"), None);
     }
 
     #[test]

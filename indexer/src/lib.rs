@@ -14,10 +14,12 @@ pub mod role;
 
 use serde::{Deserialize, Serialize};
 
-pub use index::{ImageSighting, PageIndex, SearchHit};
+pub use index::{
+    ImageDoc, ImageSighting, Network, PageDoc, PageIndex, SearchHit, SearchPage, SearchRequest,
+    SortBy,
+};
 pub use role::Indexer;
 
-/// Errors of the index.
 /// Hides what must never be stored (the watched identifiers) in a page's text before it is
 /// indexed: neither stored text, snippets nor the term dictionary may hold it.
 pub trait Redact: Send + Sync {
@@ -33,6 +35,7 @@ impl Redact for KeepText {
     }
 }
 
+/// Errors of the index.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index error: {0}")]
@@ -51,6 +54,9 @@ pub enum IndexError {
          first"
     )]
     Busy { path: std::path::PathBuf },
+    /// A date bound of a search is neither `YYYY-MM-DD` nor an RFC 3339 time.
+    #[error("invalid date {0:?}: expected YYYY-MM-DD or an RFC 3339 time (2026-01-31T12:00:00Z)")]
+    BadDate(String),
 }
 
 /// The `[indexer]` table of the config file.

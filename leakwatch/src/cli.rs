@@ -79,6 +79,17 @@ pub enum Command {
     /// Start the synthetic testbed, import its stolen set, crawl it and show the alerts.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// The analysts' web console: search, alert review and breach coverage, and a JSON API
+    /// (`/api/…`, described at `/openapi.json`). Users sign in (`leakwatch users add`);
+    /// serve it on loopback or behind a TLS proxy (its cookies are `Secure`). Also a role:
+    /// `run --roles indexer,console --amqp …` or `run --roles all,console`.
+    Console(ConsoleArgs),
+    /// Console users: analysts review alerts; admins also manage users and read the audit log.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Tokens for the console's JSON API (`Authorization: Bearer TOKEN`).
+    #[command(subcommand)]
+    Tokens(TokensCmd),
     /// Ready messages and consumers of every queue on RabbitMQ (including dead letters).
     Queues {
         /// RabbitMQ URL (amqp:// or amqps://).
@@ -116,6 +127,75 @@ pub enum FingerprintsCmd {
         /// One JSON fingerprint per line.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Where the console's state is (users, sessions, reviews, audit log).
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// A PostgreSQL URL (postgres://USER@HOST/DB) shared by consoles and frontiers on several
+    /// machines. Default: SQLite in the data dir.
+    #[arg(long, env = "LEAKWATCH_STATE_URL", hide_env_values = true)]
+    pub state_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Address to listen on (port 0: any free port; the address is printed on stderr).
+    #[arg(
+        long,
+        env = "LEAKWATCH_CONSOLE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Add a user. The password (at least 12 characters) is read from the first line of
+    /// stdin and kept only as an argon2id hash.
+    Add {
+        /// Letters, digits, '.', '_' or '-', at most 64.
+        name: String,
+        /// `analyst` (search, review) or `admin` (also users and the audit log).
+        #[arg(long, value_enum, default_value = "analyst")]
+        role: UserRoleArg,
+        /// Read the password from stdin (the only way: never from the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the users.
+    List {
+        /// One JSON object per user and line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `--role` of `users add`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UserRoleArg {
+    Analyst,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Create an API token for USER and print it (once: only its hash is kept).
+    Create {
+        /// The user the token acts as.
+        user: String,
+        /// What the token is for (shown in the audit log).
+        #[arg(long, default_value = "api")]
+        label: String,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 

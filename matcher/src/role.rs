@@ -26,6 +26,7 @@ pub struct Matcher {
     stats: Arc<Stats>,
     raised: Mutex<Recent>,
     evidence: Option<Evidence>,
+    negatives: Option<alerts::negatives::NegativeList>,
 }
 
 /// Where alerts' evidence is kept, and for how long.
@@ -84,7 +85,20 @@ impl Matcher {
                 order: VecDeque::new(),
             }),
             evidence: None,
+            negatives: None,
         }
+    }
+
+    /// Never alerts on an image on the data dir's negative list (marked a false positive
+    /// by an analyst), wherever it is posted; the list is followed as it changes.
+    pub fn with_negatives(mut self, data_dir: &std::path::Path) -> Self {
+        self.negatives = Some(alerts::negatives::NegativeList::new(data_dir));
+        self
+    }
+
+    /// Whether this image was marked a false positive.
+    fn negative_listed(&self, sha256: &str) -> bool {
+        self.negatives.as_ref().is_some_and(|n| n.contains(sha256))
     }
 
     /// Keeps, for every alert this matcher raises, the response that carried the sighting in
@@ -243,6 +257,13 @@ impl Handler<FetchedImage> for Matcher {
             return Ok(Handled::Done);
         };
         self.stats.incr(Counter::ImagesHashed);
+        let mut sighted = outcome.sighted.as_ref();
+        if sighted.is_some() && self.negative_listed(&img.sha256) {
+            tracing::info!(url = %img.url, "negative-listed image: no alert");
+            self.stats
+                .incr_kind(Family::Skipped, "image.negative-listed");
+            sighted = None;
+        }
         let verdict = ImageVerdict {
             url: img.url.clone(),
             page_url: img.page_url.clone(),
@@ -251,14 +272,14 @@ impl Handler<FetchedImage> for Matcher {
             width: outcome.width,
             height: outcome.height,
             hashes: outcome.hashes.iter().map(ImageHash::from).collect(),
-            matched: match &outcome.sighted {
+            matched: match sighted {
                 Some(Sighted::Image { label, .. }) => vec![label.clone()],
                 _ => vec![],
             },
         };
         bus.publish("", VERDICTS, verdict.encode()).await?;
         let page = img.page_url.as_deref();
-        let mut alert = match &outcome.sighted {
+        let mut alert = match sighted {
             Some(Sighted::Image {
                 label,
                 distance,

@@ -39,6 +39,7 @@ pub enum ConfigError {
 /// Tables of the config file a `LEAKWATCH_<TABLE>_<KEY>` variable may set.
 pub const ENV_TABLES: &[&str] = &[
     "crawler", "matcher", "indexer", "bus", "tor", "health", "recrawl", "evidence", "metrics",
+    "console",
 ];
 
 /// `LEAKWATCH_*` variables that are not settings of a table (secrets and command-line
@@ -65,6 +66,8 @@ pub struct Config {
     pub evidence: evidence::EvidenceConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics: crate::metrics::MetricsConfig,
+    /// Where the console role listens.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// The `[bus]` table.

@@ -15,6 +15,7 @@
 //!   endpoints; awaiting it yields the typed [`Summary`].
 
 pub mod config;
+pub mod console;
 pub mod metrics;
 pub mod node;
 pub mod readiness;

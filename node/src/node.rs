@@ -189,6 +189,7 @@ impl Run {
             // lost with the embedded queues is requested again when its page is due).
             frontier_state: (!self.options.once)
                 .then(|| crate::roles::StateLocation(self.options.state_url.clone())),
+            state_url: self.options.state_url.clone(),
         };
         for role in self.roles.in_start_order() {
             let task = roles::start(role, &ctx).await?;

@@ -19,6 +19,8 @@ pub enum Role {
     Matcher,
     /// The single writer of the index and the alert store.
     Indexer,
+    /// The analysts' web console (never part of `all`: it listens on a port).
+    Console,
 }
 
 impl Role {
@@ -26,12 +28,22 @@ impl Role {
     /// message published finds its consumer.
     pub const ALL: [Role; 4] = [Role::Indexer, Role::Matcher, Role::Crawler, Role::Frontier];
 
+    /// Every role a name can ask for, in start order: the pipeline's, then the console.
+    pub const NAMED: [Role; 5] = [
+        Role::Indexer,
+        Role::Matcher,
+        Role::Crawler,
+        Role::Frontier,
+        Role::Console,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Role::Frontier => "frontier",
             Role::Crawler => "crawler",
             Role::Matcher => "matcher",
             Role::Indexer => "indexer",
+            Role::Console => "console",
         }
     }
 }
@@ -44,14 +56,14 @@ impl fmt::Display for Role {
 
 /// An unknown role name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected {expected}", expected = Role::ALL.map(Role::name).join(", "))]
+#[error("unknown role {0:?}: expected {expected}", expected = Role::NAMED.map(Role::name).join(", "))]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Role, UnknownRole> {
-        Role::ALL
+        Role::NAMED
             .into_iter()
             .find(|r| r.name() == s.trim())
             .ok_or_else(|| UnknownRole(s.trim().to_string()))
@@ -93,9 +105,9 @@ impl Roles {
         Role::ALL.iter().all(|r| self.0.contains(r))
     }
 
-    /// The roles in start order (see [`Role::ALL`]).
+    /// The roles in start order (see [`Role::NAMED`]).
     pub fn in_start_order(&self) -> impl Iterator<Item = Role> + '_ {
-        Role::ALL.into_iter().filter(|r| self.0.contains(r))
+        Role::NAMED.into_iter().filter(|r| self.0.contains(r))
     }
 }
 
@@ -118,9 +130,14 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_sets_parse() {
-        for r in Role::ALL {
+        for r in Role::NAMED {
             assert_eq!(r.to_string().parse::<Role>(), Ok(r));
         }
+        // The console is asked for by name, never by `all`.
+        assert!(!Roles::parse(&["all"]).unwrap().contains(Role::Console));
+        let r = Roles::parse(&["all", "console"]).unwrap();
+        assert!(r.is_all() && r.contains(Role::Console));
+        assert_eq!(r.in_start_order().last(), Some(Role::Console));
         assert!(Roles::parse::<&str>(&[]).unwrap().is_all());
         assert!(Roles::parse(&["all"]).unwrap().is_all());
         let r = Roles::parse(&["crawler", " matcher"]).unwrap();

@@ -34,6 +34,8 @@ pub struct RoleContext {
     /// Where the frontier keeps durable state and its recrawl schedule; `None`: in memory,
     /// without a schedule (the node crawls once).
     pub frontier_state: Option<StateLocation>,
+    /// The shared state's URL (`postgres://…`), or `None` for SQLite in the data dir.
+    pub state_url: Option<String>,
 }
 
 /// A `postgres://` URL, or `None` for SQLite in the data dir.
@@ -47,6 +49,7 @@ pub async fn start(role: Role, ctx: &RoleContext) -> Result<RoleTask, NodeError>
         Role::Matcher => start_matcher(ctx),
         Role::Crawler => start_crawler(ctx),
         Role::Frontier => start_frontier(ctx).await,
+        Role::Console => crate::console::start(ctx).await,
     }
 }
 
@@ -99,7 +102,8 @@ pub fn start_matcher(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
         engine,
         watchlist,
         ctx.stats.clone(),
-    );
+    )
+    .with_negatives(&ctx.data_dir);
     let evidence = &ctx.config.evidence;
     match evidence::EvidenceKey::load(evidence, &ctx.data_dir)? {
         Some(key) => {

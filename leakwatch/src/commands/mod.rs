@@ -2,6 +2,7 @@
 //! its diagnostics to stderr.
 
 mod alerts;
+mod console;
 #[cfg(feature = "demo")]
 mod demo;
 mod evidence;
@@ -53,6 +54,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sites::run(&data_dir, state_url.as_deref(), json))
         }
         Command::Queues { amqp, json } => runtime()?.block_on(queues(&amqp, json)),
+        Command::Console(args) => runtime()?.block_on(console::serve(&data_dir, &config, args)),
+        Command::Users(cmd) => runtime()?.block_on(console::users(&data_dir, cmd)),
+        Command::Tokens(cmd) => runtime()?.block_on(console::tokens(&data_dir, cmd)),
         #[cfg(feature = "demo")]
         Command::Demo(args) => runtime()?.block_on(demo::run(&data_dir, &config, &args)),
     }

@@ -1,0 +1,104 @@
+//! The PostgreSQL backend, shared by every console and indexer given the same URL.
+
+use async_trait::async_trait;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{Db, Migration, StoreError, Val};
+
+pub struct PgDb {
+    client: tokio_postgres::Client,
+}
+
+impl PgDb {
+    pub async fn connect(url: &str) -> Result<PgDb, StoreError> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::error!(error = %e, "console state connection lost");
+            }
+        });
+        Ok(PgDb { client })
+    }
+}
+
+/// Owned parameters in the shapes `tokio_postgres` binds.
+enum Param {
+    Text(Option<String>),
+    Int(i64),
+}
+
+fn params(args: &[Val]) -> Vec<Param> {
+    args.iter()
+        .map(|a| match a {
+            Val::Text(s) => Param::Text(Some(s.clone())),
+            Val::Int(i) => Param::Int(*i),
+            Val::Null => Param::Text(None),
+        })
+        .collect()
+}
+
+fn refs(p: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter()
+        .map(|p| match p {
+            Param::Text(s) => s as &(dyn ToSql + Sync),
+            Param::Int(i) => i as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn read(row: &tokio_postgres::Row, i: usize) -> Result<Val, StoreError> {
+    let t = row.columns()[i].type_();
+    let v = if *t == Type::INT8 {
+        row.try_get::<_, Option<i64>>(i)?.map(Val::Int)
+    } else if *t == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)?
+            .map(|n| Val::Int(n.into()))
+    } else {
+        row.try_get::<_, Option<String>>(i)?.map(Val::Text)
+    };
+    Ok(v.unwrap_or(Val::Null))
+}
+
+#[async_trait]
+impl Db for PgDb {
+    async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
+        let p = params(args);
+        Ok(self.client.execute(sql, &refs(&p)).await?)
+    }
+
+    async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
+        let p = params(args);
+        let rows = self.client.query(sql, &refs(&p)).await?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| read(r, i)).collect())
+            .collect()
+    }
+
+    async fn migrate(&self, steps: &[Migration]) -> Result<(), StoreError> {
+        // A transaction-scoped advisory lock: two processes starting at once do not both
+        // create the tables.
+        self.client
+            .batch_execute(
+                "BEGIN; SELECT pg_advisory_xact_lock(7413);
+                 CREATE TABLE IF NOT EXISTS console_migrations
+                 (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL); COMMIT;",
+            )
+            .await?;
+        for m in steps {
+            let sql = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(7413);
+                 DO $migrate$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM console_migrations WHERE version = {v}) THEN
+                     {body}
+                     INSERT INTO console_migrations VALUES ({v}, '{at}');
+                   END IF;
+                 END $migrate$; COMMIT;",
+                v = m.version,
+                body = m.sql.replace("{serial}", "BIGSERIAL PRIMARY KEY"),
+                at = schema::now_rfc3339(),
+            );
+            self.client.batch_execute(&sql).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The SQLite backend: one file in the data dir, several processes on one machine share it
+//! through SQLite's own locking.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+
+use super::{Db, Migration, StoreError, Val};
+
+pub struct SqliteDb {
+    path: String,
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl SqliteDb {
+    pub fn open(path: &Path) -> Result<SqliteDb, StoreError> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: p.clone(),
+            source,
+        };
+        let conn = rusqlite::Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        Ok(SqliteDb {
+            path: p,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+fn bind(args: &[Val]) -> Vec<SqlValue> {
+    args.iter()
+        .map(|a| match a {
+            Val::Text(s) => SqlValue::Text(s.clone()),
+            Val::Int(i) => SqlValue::Integer(*i),
+            Val::Null => SqlValue::Null,
+        })
+        .collect()
+}
+
+fn read(v: ValueRef<'_>) -> Val {
+    match v {
+        ValueRef::Null => Val::Null,
+        ValueRef::Integer(i) => Val::Int(i),
+        ValueRef::Real(f) => Val::Int(f as i64),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Val::Text(String::from_utf8_lossy(t).into()),
+    }
+}
+
+#[async_trait]
+impl Db for SqliteDb {
+    async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(bind(args)))
+                .map(|n| n as u64)
+        })
+    }
+
+    async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            let n = st.column_count();
+            let mut rows = st.query(rusqlite::params_from_iter(bind(args)))?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(
+                    (0..n)
+                        .map(|i| r.get_ref(i).map(read))
+                        .collect::<Result<_, _>>()?,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    async fn migrate(&self, steps: &[Migration]) -> Result<(), StoreError> {
+        self.with(|c| {
+            // IMMEDIATE takes the write lock first: a second process waits, then sees the
+            // steps the first one recorded.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS console_migrations
+                 (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )?;
+            for m in steps {
+                let done: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM console_migrations WHERE version = ?1",
+                    [m.version],
+                    |r| r.get(0),
+                )?;
+                if done == 0 {
+                    tx.execute_batch(&m.sql.replace("{serial}", "INTEGER PRIMARY KEY"))?;
+                    tx.execute(
+                        "INSERT INTO console_migrations (version, applied_at) VALUES (?1, ?2)",
+                        rusqlite::params![m.version, schema::now_rfc3339()],
+                    )?;
+                }
+            }
+            tx.commit()
+        })
+    }
+}
