@@ -48,7 +48,8 @@ for d in docs:
         if not (r.get("requests") and r.get("limits")):
             problems.append(f"{kind}/{name}/{c['name']}: requests and limits")
 roles = {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
-for want in ("leakwatch-crawler", "leakwatch-matcher", "leakwatch-frontier", "leakwatch-indexer"):
+for want in ("leakwatch-crawler", "leakwatch-matcher", "leakwatch-frontier", "leakwatch-indexer",
+             "leakwatch-console"):
     if want not in roles:
         problems.append(f"{want} is missing")
 if problems:

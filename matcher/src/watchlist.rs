@@ -162,6 +162,22 @@ impl Watchlist {
         Watchlist::open_with_key(data_dir, &key)
     }
 
+    /// How many identifiers the watchlist in `data_dir` holds, read without its key (the
+    /// console counts coverage against it and is never given the key).
+    pub fn count_in(data_dir: &Path) -> Result<usize, WatchlistError> {
+        let path = data_dir.join(WATCHLIST_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<WatchlistFile>(&bytes)
+                .map(|f| f.entries.len())
+                .map_err(|e| WatchlistError::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(source) => Err(WatchlistError::Io { path, source }),
+        }
+    }
+
     /// Opens the watchlist in `data_dir` under `key`.
     pub fn open_with_key(data_dir: &Path, key: &[u8]) -> Result<Watchlist, WatchlistError> {
         let path = data_dir.join(WATCHLIST_FILE);

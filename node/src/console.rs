@@ -51,9 +51,7 @@ impl DataDirInventory {
 
     fn read(&self) -> (Option<usize>, Option<usize>) {
         let photos = matcher::Bank::open(&self.data_dir).ok().map(|b| b.len());
-        let ids = matcher::Watchlist::open(&self.data_dir)
-            .ok()
-            .map(|w| w.len());
+        let ids = matcher::Watchlist::count_in(&self.data_dir).ok();
         (photos, ids)
     }
 }
