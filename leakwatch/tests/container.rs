@@ -99,7 +99,8 @@ impl Deployment {
             &volume,
         ];
         run.extend(["-e", &amqp_env, "-e", "LEAKWATCH_BUS_CONNECT_WAIT_SECS=120"]);
-        run.extend(["-e", "LEAKWATCH_CRAWLER_POLITENESS_DELAY_MS=0", &self.tag]);
+        run.extend(["-e", "LEAKWATCH_CRAWLER_POLITENESS_DELAY_MS=0"]);
+        run.extend(["-e", "LEAKWATCH_CONSOLE_LISTEN=127.0.0.1:0", &self.tag]);
         run.extend(["run", "--metrics-listen", "127.0.0.1:0"]);
         run.extend(args);
         let out = podman(&run);
@@ -240,9 +241,10 @@ async fn each_role_in_its_own_container_crawls_alerts_and_reports() {
     }
     let amqp = format!("amqp://guest:guest@127.0.0.1:5672/{}", deployment.vhost);
 
-    // The indexer starts before its vhost exists: alive, not ready.
+    // The indexer (with the console beside it) starts before its vhost exists: alive, not
+    // ready.
     let indexer = deployment
-        .start("lw-indexer", &data, &amqp, &["--roles", "indexer"])
+        .start("lw-indexer", &data, &amqp, &["--roles", "indexer,console"])
         .await;
     wait_for("the indexer's /healthz", Duration::from_secs(60), || {
         get(&indexer, "/healthz").0 == 200
@@ -277,6 +279,23 @@ async fn each_role_in_its_own_container_crawls_alerts_and_reports() {
         || get(&indexer, "/readyz").0 == 200,
     )
     .await;
+
+    // The console role came up with the indexer: its login page, under its security headers.
+    let mut console = String::new();
+    wait_for("the console's address", Duration::from_secs(60), || {
+        let logs = podman(&["logs", &deployment.containers[0]]);
+        let text = String::from_utf8_lossy(&logs.stderr).into_owned();
+        if let Some(at) = text.find("console on http://") {
+            let rest = &text[at + "console on http://".len()..];
+            console = rest.split('/').next().unwrap_or_default().to_string();
+        }
+        !console.is_empty()
+    })
+    .await;
+    let (status, page) = get(&console, "/login");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"login\""), "{page}");
+    assert_eq!(get(&console, "/alerts").0, 303, "pages need a login");
 
     let crawler = [
         "--roles",
