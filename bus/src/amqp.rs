@@ -655,6 +655,10 @@ impl Bus for AmqpBus {
         self.consumer_on(ch, queue, prefetch).await
     }
 
+    fn is_connected(&self) -> bool {
+        self.connection().status().connected()
+    }
+
     /// The reason the connection was given up, if it was.
     fn failure(&self) -> Option<String> {
         self.shared.failure.lock().ok().and_then(|f| f.clone())

@@ -58,6 +58,12 @@ pub trait Bus: Send + Sync + 'static {
         None
     }
 
+    /// Whether the bus can carry messages now: a broker's connection is up (the embedded bus
+    /// always can). Readiness follows it, so a role cut off from its broker is not ready.
+    fn is_connected(&self) -> bool {
+        true
+    }
+
     /// Stops every consumer of this bus: `next()` returns `None` from now on. Deliveries
     /// already handed out can still be settled, and publishing may still work.
     fn close(&self);

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "support/probe.rs"]
+#[allow(dead_code)]
+mod probe;
+
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -539,7 +543,17 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
     let mut indexer = st.role("indexer", &vhost, "indexer", &[]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut m1 = st.role("matcher-1", &vhost, "matcher", &[]);
-    let mut m2 = st.role("matcher-2", &vhost, "matcher", &[]);
+    // This matcher lives through the chaos and says whether it is ready.
+    let metrics = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut m2 = st.role(
+        "matcher-2",
+        &vhost,
+        "matcher",
+        &s(&["--metrics-listen", &metrics]),
+    );
     let mut c1 = st.role("crawler-1", &vhost, "crawler", &[]);
     let mut c2 = st.role("crawler-2", &vhost, "crawler", &[]);
     // Two frontiers share their state in PostgreSQL.
@@ -569,10 +583,26 @@ async fn killed_roles_and_a_broker_restart_lose_nothing_and_duplicate_nothing() 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     f2.kill9();
     let mut f2 = st.role("frontier-2b", &vhost, "frontier", &state);
+    let ready = || probe::get(&metrics, "/readyz").0;
+    probe::wait_for("matcher-2 ready", Duration::from_secs(30), || {
+        ready() == 200
+    })
+    .await;
     rabbitmqctl(&["stop_app"]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Cut off from its broker, a role is alive but not ready.
+    probe::wait_for(
+        "matcher-2 not ready without its broker",
+        Duration::from_secs(3),
+        || ready() == 503,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
+    probe::wait_for("matcher-2 ready again", Duration::from_secs(60), || {
+        ready() == 200
+    })
+    .await;
 
     {
         let mut procs = [

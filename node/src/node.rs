@@ -191,6 +191,9 @@ impl Run {
                 .then(|| crate::roles::StateLocation(self.options.state_url.clone())),
             state_url: self.options.state_url.clone(),
         };
+        let bus = self.bus.clone();
+        self.readiness
+            .check_all(Arc::new(move || bus.is_connected()));
         for role in self.roles.in_start_order() {
             let task = roles::start(role, &ctx).await?;
             tasks.spawn(async move { (role, task.await) });

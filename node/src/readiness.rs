@@ -14,6 +14,8 @@ pub type Check = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct Readiness {
     roles: Arc<Mutex<BTreeMap<Role, bool>>>,
     checks: Arc<Mutex<BTreeMap<Role, Check>>>,
+    /// A condition every role needs (the bus connection).
+    common: Arc<Mutex<Option<Check>>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -37,9 +39,17 @@ impl Readiness {
         }
     }
 
+    /// Adds a live condition to every role's readiness (the bus they all need).
+    pub fn check_all(&self, check: Check) {
+        if let Ok(mut c) = self.common.lock() {
+            *c = Some(check);
+        }
+    }
+
     fn passes(&self, role: Role) -> bool {
         let check = self.checks.lock().ok().and_then(|c| c.get(&role).cloned());
-        check.is_none_or(|c| c())
+        let common = self.common.lock().ok().and_then(|c| c.clone());
+        check.is_none_or(|c| c()) && common.is_none_or(|c| c())
     }
 
     pub fn set(&self, role: Role, ready: bool) {
@@ -101,6 +111,15 @@ mod tests {
         );
         assert!(!r.is_ready(Role::Crawler) && !r.all_ready());
         up.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(r.all_ready());
+        // A broker outage holds every role back.
+        let bus_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bus_up2 = bus_up.clone();
+        r.check_all(Arc::new(move || {
+            bus_up2.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+        assert!(!r.is_ready(Role::Indexer) && !r.is_ready(Role::Crawler));
+        bus_up.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(r.all_ready());
         r.clear();
         assert!(!r.all_ready() && !r.is_ready(Role::Indexer));

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -86,11 +87,22 @@ impl FromRequestParts<Arc<App>> for ApiUser {
     }
 }
 
+/// A query string that does not parse is the client's error, said in JSON.
+type Params<T> = Result<Query<T>, QueryRejection>;
+
+fn bad_query(e: QueryRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, e.body_text())
+}
+
 async fn search(
     State(app): State<Arc<App>>,
     ApiUser(u): ApiUser,
-    Query(p): Query<SearchParams>,
+    p: Params<SearchParams>,
 ) -> Response {
+    let Query(p) = match p {
+        Ok(p) => p,
+        Err(e) => return bad_query(e),
+    };
     let logged = format!(
         "api q={} site={} source={} from={} to={} has_alert={}",
         auth::mask_identifiers(&p.q),
@@ -127,8 +139,12 @@ struct AlertsParams {
 async fn alerts(
     State(app): State<Arc<App>>,
     ApiUser(u): ApiUser,
-    Query(p): Query<AlertsParams>,
+    p: Params<AlertsParams>,
 ) -> Response {
+    let Query(p) = match p {
+        Ok(p) => p,
+        Err(e) => return bad_query(e),
+    };
     if let Err(e) = app.sync_alerts().await {
         return store_error(e);
     }
@@ -207,6 +223,7 @@ async fn review(
             Err(e) => store_error(e),
         },
         Err(ReviewError::Input(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(ReviewError::NotFound) => error(StatusCode::NOT_FOUND, "no such alert"),
         Err(ReviewError::Store(e)) => store_error(e),
     }
 }

@@ -374,6 +374,8 @@ pub struct ReviewRequest<'a> {
 #[derive(Debug)]
 pub enum ReviewError {
     Input(String),
+    /// No alert has this id.
+    NotFound,
     Store(StoreError),
 }
 
@@ -421,7 +423,7 @@ impl App {
                 .alert(id)
                 .await
                 .map_err(ReviewError::Store)?
-                .ok_or_else(|| ReviewError::Input(format!("no alert {id}")))?;
+                .ok_or(ReviewError::NotFound)?;
             if a.kind == "text" {
                 return Err(ReviewError::Input(
                     "a text alert has no image to put on the negative list".into(),

@@ -296,6 +296,13 @@ async fn bulk_review(
             "Review not saved",
             &m,
         ),
+        Err(ReviewError::NotFound) => message(
+            &app,
+            Some(&v),
+            StatusCode::NOT_FOUND,
+            "No such alert",
+            "There is no alert with this id.",
+        ),
         Err(ReviewError::Store(e)) => internal(e),
     }
 }
@@ -395,6 +402,13 @@ async fn review(
         Err(ReviewError::Input(m)) => {
             alert_page(&app, &v, &id, StatusCode::BAD_REQUEST, None, Some(&m)).await
         }
+        Err(ReviewError::NotFound) => message(
+            &app,
+            Some(&v),
+            StatusCode::NOT_FOUND,
+            "No such alert",
+            "There is no alert with this id.",
+        ),
         Err(ReviewError::Store(e)) => internal(e),
     }
 }
