@@ -15,7 +15,7 @@ command -v kubectl >/dev/null || { echo "k8s/check.sh: kubectl is needed (kustom
 [ -x "$venv/bin/kubernetes-validate" ] || "$venv/bin/pip" install -q kubernetes-validate==1.37.0
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for overlay in k8s/overlays/*/; do
+for overlay in k8s/overlays/*/ k8s/jobs/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" >"$out/$name.yaml"
   "$venv/bin/kubernetes-validate" --strict -k 1.30.0 --quiet --no-warn "$out/$name.yaml"
@@ -29,7 +29,7 @@ for d in docs:
     kind, name = d["kind"], d["metadata"]["name"]
     if kind == "Secret":
         problems.append(f"{kind}/{name}: secrets are referenced, never rendered")
-    if kind not in ("Deployment", "StatefulSet") or not name.startswith("leakwatch-"):
+    if kind not in ("Deployment", "StatefulSet", "Job") or not name.startswith("leakwatch-"):
         continue
     pod = d["spec"]["template"]["spec"]
     psc = pod.get("securityContext", {})
@@ -42,18 +42,18 @@ for d in docs:
         if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
                 and sc.get("capabilities", {}).get("drop") == ["ALL"]):
             problems.append(f"{kind}/{name}/{c['name']}: read-only root, no escalation, drop ALL")
-        if not (c.get("readinessProbe") and c.get("livenessProbe")):
+        if kind != "Job" and not (c.get("readinessProbe") and c.get("livenessProbe")):
             problems.append(f"{kind}/{name}/{c['name']}: readiness and liveness probes")
         r = c.get("resources", {})
         if not (r.get("requests") and r.get("limits")):
             problems.append(f"{kind}/{name}/{c['name']}: requests and limits")
 roles = {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
-for want in ("leakwatch-crawler", "leakwatch-matcher", "leakwatch-frontier", "leakwatch-indexer",
+for want in [] if overlay == "jobs" else ("leakwatch-crawler", "leakwatch-matcher", "leakwatch-frontier", "leakwatch-indexer",
              "leakwatch-console"):
     if want not in roles:
         problems.append(f"{want} is missing")
 if problems:
-    sys.exit(f"k8s/overlays/{overlay}:\n  " + "\n  ".join(problems))
-print(f"k8s/overlays/{overlay}: {len(docs)} resources valid")
+    sys.exit(f"k8s/{overlay}:\n  " + "\n  ".join(problems))
+print(f"k8s/{overlay}: {len(docs)} resources valid")
 PY
 done
