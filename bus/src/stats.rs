@@ -195,10 +195,55 @@ pub mod kinds {
     pub const HTML_UNDECLARED_ENCODING: &str = "html.undeclared-encoding";
 }
 
-/// A set of named counters.
+/// What is timed, as histograms (`/metrics` exposes them as
+/// `leakwatch_<name>_seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timing {
+    /// One HTTP exchange with a site, through the transport (each attempt).
+    Fetch,
+    /// One commit of the index (what acks of indexed work wait for).
+    IndexCommit,
+}
+
+impl Timing {
+    pub const ALL: [Timing; 2] = [Timing::Fetch, Timing::IndexCommit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Timing::Fetch => "fetch_duration",
+            Timing::IndexCommit => "index_commit_duration",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the histogram buckets: from a loopback fetch to a slow onion.
+pub const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Observations of one [`Timing`]: per bucket (not cumulative), count and sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub buckets: [u64; BUCKETS.len()],
+    pub count: u64,
+    pub sum_secs: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum_secs += secs;
+    }
+}
+
+/// A set of named counters, and the timing histograms.
 #[derive(Debug, Default)]
 pub struct Stats {
     counters: Mutex<BTreeMap<String, u64>>,
+    timings: Mutex<BTreeMap<Timing, Histogram>>,
 }
 
 impl Stats {
@@ -222,6 +267,21 @@ impl Stats {
 
     pub fn add(&self, counter: Counter, n: u64) {
         self.add_key(counter.name(), n);
+    }
+
+    /// Records one duration of `what`.
+    pub fn observe(&self, what: Timing, took: std::time::Duration) {
+        if let Ok(mut t) = self.timings.lock() {
+            t.entry(what).or_default().observe(took.as_secs_f64());
+        }
+    }
+
+    /// The histogram of `what` so far.
+    pub fn timing(&self, what: Timing) -> Histogram {
+        self.timings
+            .lock()
+            .map(|t| t.get(&what).cloned().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn incr(&self, counter: Counter) {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bus::stats::kinds;
+use bus::stats::{kinds, Timing};
 use bus::{Bus, BusError, Consumers, Counter, Handled, Handler, Stats};
 use schema::names::{
     CRAWL_DISCOVERED, CRAWL_REQUESTS, IMAGES, PAGES_FOR_INDEXER, PAGES_FOR_MATCHER,
@@ -199,6 +199,22 @@ impl Crawler {
         bus.publish("", CRAWL_DISCOVERED, report.encode()).await
     }
 
+    /// One fetch (redirects followed), its duration recorded unless the transport was down.
+    async fn timed_fetch(&self, url: &Url, limits: &Limits) -> Result<Fetched, FetchError> {
+        let started = std::time::Instant::now();
+        let r = fetch(
+            self.fetcher.as_ref(),
+            url,
+            limits,
+            self.config.max_redirects,
+        )
+        .await;
+        if !matches!(r, Err(FetchError::TransportDown(_))) {
+            self.stats.observe(Timing::Fetch, started.elapsed());
+        }
+        r
+    }
+
     /// Fetches `url`, waiting out transport outages. The outer error is the bus closing while
     /// the transport was still down (the request is then left for another run).
     async fn fetch_through_outages(
@@ -207,8 +223,7 @@ impl Crawler {
         url: &Url,
         limits: &Limits,
     ) -> Result<Result<Fetched, FetchError>, BusError> {
-        let max_redirects = self.config.max_redirects;
-        let mut r = fetch(self.fetcher.as_ref(), url, limits, max_redirects).await;
+        let mut r = self.timed_fetch(url, limits).await;
         if !matches!(r, Err(FetchError::TransportDown(_))) {
             return Ok(r);
         }
@@ -222,7 +237,7 @@ impl Crawler {
             self.stats.error(e.kind());
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(OUTAGE_BACKOFF_MAX);
-            r = fetch(self.fetcher.as_ref(), url, limits, max_redirects).await;
+            r = self.timed_fetch(url, limits).await;
         }
         self.waiting_for_transport.fetch_sub(1, Ordering::SeqCst);
         match r {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use alerts::{AlertStore, StoreError};
 use bus::consumer::decode;
+use bus::stats::Timing;
 use bus::{Bus, BusError, Counter, Delivery, Stats};
 use schema::names::{ALERTS_FOR_STORE, PAGES_FOR_INDEXER, VERDICTS};
 use schema::{Alert, FetchedPage, ImageVerdict, Message};
@@ -185,6 +186,7 @@ impl Indexer {
         let Some(mut w) = writer.take() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         let (w, res) = tokio::task::spawn_blocking(move || {
             let r = w.commit();
             (w, r)
@@ -196,6 +198,7 @@ impl Indexer {
         })?;
         *writer = Some(w);
         res.map_err(IndexError::from)?;
+        self.stats.observe(Timing::IndexCommit, started.elapsed());
         self.stats.incr(Counter::IndexerCommits);
         for d in pending.drain(..) {
             d.ack().await?;

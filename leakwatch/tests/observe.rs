@@ -82,6 +82,14 @@ async fn metrics_health_and_readiness_follow_the_transport() {
     })
     .await;
     let (_, metrics) = get(&addr, "/metrics");
+    // Fetches and index commits are timed.
+    for h in ["fetch_duration", "index_commit_duration"] {
+        let count = |a: &str| {
+            let name = format!("leakwatch_{h}_seconds_count");
+            sample(&get(a, "/metrics").1, &name).unwrap_or(0.0)
+        };
+        wait_for(h, Duration::from_secs(30), || count(&addr) > 0.0).await;
+    }
     for role in ["frontier", "crawler", "matcher", "indexer"] {
         let line = format!("leakwatch_role_ready{{role=\"{role}\"}} 1");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use bus::stats::Family;
+use bus::stats::{Family, Timing, BUCKETS};
 use bus::{Counter, Stats};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,19 @@ pub fn render(stats: &Stats, readiness: &Readiness) -> String {
         for (kind, n) in stats.by_kind(family) {
             let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", label_value(&kind));
         }
+    }
+    for t in Timing::ALL {
+        let name = format!("leakwatch_{}_seconds", t.name());
+        let h = stats.timing(t);
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (le, n) in BUCKETS.iter().zip(h.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum_secs);
+        let _ = writeln!(out, "{name}_count {}", h.count);
     }
     let _ = writeln!(out, "# TYPE leakwatch_role_ready gauge");
     for (role, ready) in readiness.snapshot() {
@@ -136,7 +149,18 @@ mod tests {
         readiness.expect(Role::Crawler);
         readiness.expect(Role::Indexer);
         readiness.set(Role::Indexer, true);
+        stats.observe(Timing::Fetch, std::time::Duration::from_millis(30));
+        stats.observe(Timing::Fetch, std::time::Duration::from_secs(120));
         let text = render(&stats, &readiness);
+        assert!(text.contains("\nleakwatch_fetch_duration_seconds_bucket{le=\"0.01\"} 0\n"));
+        assert!(text.contains("\nleakwatch_fetch_duration_seconds_bucket{le=\"0.05\"} 1\n"));
+        assert!(text.contains("\nleakwatch_fetch_duration_seconds_bucket{le=\"60\"} 1\n"));
+        assert!(text.contains("\nleakwatch_fetch_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(
+            text.contains("\nleakwatch_fetch_duration_seconds_count 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nleakwatch_index_commit_duration_seconds_count 0\n"));
         assert!(text.contains("\nleakwatch_pages_total 2\n"), "{text}");
         assert!(text.contains("leakwatch_alerts_raised_total 0\n"), "{text}");
         assert!(text.contains("leakwatch_errors_total{kind=\"fetch.timeout\"} 1\n"));
