@@ -120,7 +120,7 @@ fn report(tb: &testbed::Running, data_dir: &Path) -> anyhow::Result<()> {
     }
     let dir = data_dir.display();
     println!(
-        "\ndata dir: {dir}\n  try: leakwatch --data-dir {dir} search 'plate'\n       leakwatch --data-dir {dir} alerts --json"
+        "\ndata dir: {dir}\n  try: leakwatch --data-dir {dir} search 'plate'\n       leakwatch --data-dir {dir} alerts --json\n  the console:\n       leakwatch --data-dir {dir} users add me --role admin --password-stdin\n       leakwatch --data-dir {dir} console   # http://127.0.0.1:8080/"
     );
     Ok(())
 }
