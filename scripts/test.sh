@@ -70,6 +70,23 @@ if command -v podman >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ ! -e /etc/contai
   printf '[containers]\ndefault_ulimits = []\n' >/etc/containers/containers.conf
 fi
 
+# The console's browser test (leakwatch/tests/console_browser.rs) drives Debian's Chromium
+# through Playwright: playwright-core from npm, pinned by console/tests/browser/package-lock.json
+# (it downloads no browser of its own). Under CI the test fails without them.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
+  echo "== installing chromium"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d console/tests/browser/node_modules/playwright-core ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing the browser test's npm packages"
+    (cd console/tests/browser && npm ci --no-audit --no-fund)
+  else
+    echo "npm is not installed: the console's browser test cannot run"
+  fi
+fi
+
 # Exported evidence is checked with warcio (PyPI), from a venv kept under target/.
 venv=target/test-venv
 if [ ! -x "$venv/bin/warcio" ]; then

@@ -29,6 +29,20 @@ impl Views {
     pub fn new() -> Views {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.set_formatter(|out, state, value| {
+            match value.as_str().filter(|s| s.chars().any(is_bidi_control)) {
+                Some(s) => {
+                    let shown = reveal_bidi(s);
+                    let v = if value.is_safe() {
+                        minijinja::Value::from_safe_string(shown)
+                    } else {
+                        minijinja::Value::from(shown)
+                    };
+                    minijinja::escape_formatter(out, state, &v)
+                }
+                None => minijinja::escape_formatter(out, state, value),
+            }
+        });
         for (name, src) in TEMPLATES {
             // The templates are part of the binary; one that does not parse is a bug the
             // tests catch.
@@ -41,6 +55,26 @@ impl Views {
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, minijinja::Error> {
         self.env.get_template(name)?.render(ctx)
     }
+}
+
+/// Characters that reorder the text around them: a label or URL carrying one could show
+/// `gnp.exe` as `exe.png`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `s` with every bidi control shown as its code point (`[U+202E]`), so crawled text is
+/// read in the order it was written.
+fn reveal_bidi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("[U+{:04X}]", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Default for Views {
@@ -70,5 +104,18 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+
+    #[test]
+    fn bidi_controls_are_shown_not_obeyed() {
+        let v = Views::new();
+        let ctx = |m: &str| {
+            minijinja::context! { title => "t", message => m, viewer => minijinja::Value::from(()), csrf => "" }
+        };
+        let html = v
+            .render("message.html", ctx("photo\u{202E}gnp.exe<b>"))
+            .unwrap();
+        assert!(html.contains("photo[U+202E]gnp.exe&lt;b&gt;"), "{html}");
+        assert!(!html.contains('\u{202E}'));
     }
 }

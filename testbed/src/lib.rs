@@ -7,6 +7,8 @@
 //! full of crawler traps. The returned `Truth` lists everything planted: image
 //! leaks (transformed copies of a generated stolen photo set), decoys that must
 //! not alert, stolen identifiers in paste text and unique searchable phrases.
+//! A separate XSS site ([`xss`]) carries script and markup payloads in everything
+//! a crawler stores, for testing whatever later shows it.
 //!
 //! Design choices:
 //! - Generation (`generate`) is pure and driven by a tiny SplitMix64 generator
@@ -33,6 +35,7 @@ mod socks;
 mod text;
 mod transform;
 mod world;
+pub mod xss;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -143,7 +143,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: with it browsers send `Origin: null` on the console's own forms,
+    // which the origin check must refuse. Nothing links to another origin anyway.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         HeaderName::from_static("cross-origin-opener-policy"),
