@@ -141,11 +141,14 @@ CREATE TABLE console_negatives (
 pub trait Db: Send + Sync {
     /// Runs a statement; returns the number of rows it changed.
     async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError>;
+    /// Runs one statement once per row of arguments, in one transaction; returns the number
+    /// of rows changed.
+    async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError>;
     /// Runs a query; every row as its values in column order.
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError>;
     /// Applies the steps not yet recorded, each in its own transaction, under a lock that
     /// keeps two processes from migrating at once.
-    async fn migrate(&self, steps: &[Migration]) -> Result<(), StoreError>;
+    async fn migrate(&self, steps: &'static [Migration]) -> Result<(), StoreError>;
 }
 
 /// Opens the state: PostgreSQL when `url` is given, SQLite in `data_dir` otherwise.
@@ -329,30 +332,34 @@ pub struct StateStore {
 impl StateStore {
     /// Adds alerts not yet known (by id); returns how many were new.
     pub async fn add_alerts(&self, alerts: &[schema::Alert]) -> Result<u64, StoreError> {
-        let mut added = 0;
-        for a in alerts {
-            let body = serde_json::to_string(a).unwrap_or_default();
-            added += self
-                .db
-                .exec(
-                    "INSERT INTO console_alerts
-                     (id, kind, label, url, page_url, site, distance, detected_at, body)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-                    &[
-                        a.id.as_str().into(),
-                        a.kind.as_str().into(),
-                        a.label.as_str().into(),
-                        a.url.as_str().into(),
-                        a.page_url.as_deref().into(),
-                        site_of(a).into(),
-                        i64::from(a.distance).into(),
-                        a.detected_at.as_str().into(),
-                        body.into(),
-                    ],
-                )
-                .await?;
+        let rows: Vec<Vec<Val>> = alerts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.id.as_str().into(),
+                    a.kind.as_str().into(),
+                    a.label.as_str().into(),
+                    a.url.as_str().into(),
+                    a.page_url.as_deref().into(),
+                    site_of(a).into(),
+                    i64::from(a.distance).into(),
+                    a.detected_at.as_str().into(),
+                    serde_json::to_string(a).unwrap_or_default().into(),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
         }
-        Ok(added)
+        // One transaction for the whole batch: a backlog of alerts costs one commit.
+        self.db
+            .exec_many(
+                "INSERT INTO console_alerts
+                 (id, kind, label, url, page_url, site, distance, detected_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                &rows,
+            )
+            .await
     }
 
     fn filter_sql(f: &AlertFilter) -> (String, Vec<Val>) {

@@ -66,6 +66,31 @@ impl Db for PgDb {
         Ok(self.client.execute(sql, &refs(&p)).await?)
     }
 
+    async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError> {
+        // One transaction for the batch: one commit however many rows.
+        self.client.batch_execute("BEGIN").await?;
+        let mut n = 0;
+        let done = async {
+            let st = self.client.prepare(sql).await?;
+            for r in rows {
+                let p = params(r);
+                n += self.client.execute(&st, &refs(&p)).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                self.client.batch_execute("COMMIT").await?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                Err(e.into())
+            }
+        }
+    }
+
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         let p = params(args);
         let rows = self.client.query(sql, &refs(&p)).await?;
@@ -74,7 +99,7 @@ impl Db for PgDb {
             .collect()
     }
 
-    async fn migrate(&self, steps: &[Migration]) -> Result<(), StoreError> {
+    async fn migrate(&self, steps: &'static [Migration]) -> Result<(), StoreError> {
         // A transaction-scoped advisory lock: two processes starting at once do not both
         // create the tables.
         self.client

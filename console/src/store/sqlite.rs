@@ -1,8 +1,9 @@
 //! The SQLite backend: one file in the data dir, several processes on one machine share it
-//! through SQLite's own locking.
+//! through SQLite's own locking. Statements run on the blocking pool (a commit waits for
+//! fsync), never on the async workers that serve requests.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -10,6 +11,10 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use super::{Db, Migration, StoreError, Val};
 
 pub struct SqliteDb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: String,
     conn: Mutex<rusqlite::Connection>,
 }
@@ -25,20 +30,30 @@ impl SqliteDb {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(err)?;
         Ok(SqliteDb {
-            path: p,
-            conn: Mutex::new(conn),
+            inner: Arc::new(Inner {
+                path: p,
+                conn: Mutex::new(conn),
+            }),
         })
     }
 
-    fn with<T>(
+    /// Runs `f` on the connection, on the blocking pool.
+    async fn with<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut c).map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+        let inner = self.inner.clone();
+        let path = inner.path.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut c = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c)
         })
+        .await;
+        let source = match joined {
+            Ok(r) => return r.map_err(|source| StoreError::Sqlite { path, source }),
+            Err(e) => rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        };
+        Err(StoreError::Sqlite { path, source })
     }
 }
 
@@ -64,18 +79,39 @@ fn read(v: ValueRef<'_>) -> Val {
 #[async_trait]
 impl Db for SqliteDb {
     async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
-        self.with(|c| {
-            c.prepare_cached(sql)?
-                .execute(rusqlite::params_from_iter(bind(args)))
+        let (sql, args) = (sql.to_string(), bind(args));
+        self.with(move |c| {
+            c.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(args))
                 .map(|n| n as u64)
         })
+        .await
+    }
+
+    async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError> {
+        let sql = sql.to_string();
+        let rows: Vec<Vec<SqlValue>> = rows.iter().map(|r| bind(r)).collect();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached(&sql)?;
+                for r in rows {
+                    n += st.execute(rusqlite::params_from_iter(r))? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
     }
 
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(sql)?;
+        let (sql, args) = (sql.to_string(), bind(args));
+        self.with(move |c| {
+            let mut st = c.prepare_cached(&sql)?;
             let n = st.column_count();
-            let mut rows = st.query(rusqlite::params_from_iter(bind(args)))?;
+            let mut rows = st.query(rusqlite::params_from_iter(args))?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
                 out.push(
@@ -86,10 +122,11 @@ impl Db for SqliteDb {
             }
             Ok(out)
         })
+        .await
     }
 
-    async fn migrate(&self, steps: &[Migration]) -> Result<(), StoreError> {
-        self.with(|c| {
+    async fn migrate(&self, steps: &'static [Migration]) -> Result<(), StoreError> {
+        self.with(move |c| {
             // IMMEDIATE takes the write lock first: a second process waits, then sees the
             // steps the first one recorded.
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -113,5 +150,6 @@ impl Db for SqliteDb {
             }
             tx.commit()
         })
+        .await
     }
 }

@@ -180,6 +180,9 @@ async fn alert(
     ApiUser(u): ApiUser,
     Path(id): Path<String>,
 ) -> Response {
+    if let Err(e) = app.sync_alerts().await {
+        return store_error(e);
+    }
     app.audit(&u, "view-alert", &format!("api {id}")).await;
     match app.store.alert(&id).await {
         Ok(Some(a)) => Json(a).into_response(),

@@ -385,6 +385,8 @@ impl App {
     /// Reviews alerts; with `negative`, their images never alert again. Returns how many
     /// alerts were reviewed.
     pub async fn review(&self, who: &str, r: &ReviewRequest<'_>) -> Result<u64, ReviewError> {
+        // An alert appended a moment ago can be reviewed already.
+        self.sync_alerts().await.map_err(ReviewError::Store)?;
         let state = if r.negative {
             "false_positive"
         } else {

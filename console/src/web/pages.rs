@@ -331,6 +331,9 @@ async fn alert_page(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
+    if let Err(e) = app.sync_alerts().await {
+        return internal(e);
+    }
     let a = match app.store.alert(id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
