@@ -5,7 +5,9 @@
 # schemas (k8s/crds, sources in k8s/crds/SOURCES.md; validate_crs.py), then leakwatch's
 # own rules: no Secret is rendered (they are referenced, never inlined), and every leakwatch
 # container runs non-root with a read-only root filesystem, no privilege escalation, all
-# capabilities dropped, the RuntimeDefault seccomp profile, probes, requests and limits.
+# capabilities dropped, the RuntimeDefault seccomp profile, probes, requests and limits; and
+# checkov --framework kubernetes, with every skipped check named with its reason
+# (k8s/checkov.yaml, and `checkov.io/skipN` annotations on the resources they concern).
 #
 #   k8s/check.sh [PYTHON_VENV]      # the venv holding kubernetes-validate (and PyYAML)
 set -euo pipefail
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/.."
 venv=${1:-target/test-venv}
 command -v kubectl >/dev/null || { echo "k8s/check.sh: kubectl is needed (kustomize)" >&2; exit 1; }
 [ -x "$venv/bin/kubernetes-validate" ] || "$venv/bin/pip" install -q kubernetes-validate==1.37.0
+[ -x "$venv/bin/checkov" ] || "$venv/bin/pip" install -q checkov==3.3.30
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for overlay in k8s/overlays/*/ k8s/jobs/; do
@@ -20,6 +23,10 @@ for overlay in k8s/overlays/*/ k8s/jobs/; do
   kubectl kustomize "$overlay" >"$out/$name.yaml"
   "$venv/bin/kubernetes-validate" --strict -k 1.30.0 --quiet --no-warn "$out/$name.yaml"
   "$venv/bin/python" k8s/validate_crs.py "$out/$name.yaml"
+  # checkov: every check passes but those k8s/checkov.yaml and the resources' annotations
+  # skip, each with its reason.
+  BC_SKIP_MAPPING=TRUE "$venv/bin/checkov" --config-file k8s/checkov.yaml -f "$out/$name.yaml" >"$out/$name.checkov" 2>&1 ||
+    { cat "$out/$name.checkov" >&2; echo "k8s/$name: checkov failed" >&2; exit 1; }
   "$venv/bin/python" - "$out/$name.yaml" "$name" <<'PY'
 import sys, yaml
 path, overlay = sys.argv[1], sys.argv[2]
