@@ -87,6 +87,8 @@ pub struct LoginLimiter {
     per_user: usize,
     per_addr: usize,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Serialises [`LoginLimiter::attempt`].
+    attempts: Mutex<()>,
 }
 
 impl LoginLimiter {
@@ -96,6 +98,7 @@ impl LoginLimiter {
             per_user,
             per_addr,
             failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(()),
         }
     }
 
@@ -142,9 +145,26 @@ impl LoginLimiter {
         }
     }
 
-    pub fn succeeded(&self, user: &str) {
+    /// Admits one login attempt, counted as a failure until [`LoginLimiter::succeeded`]
+    /// says otherwise, or says how long to wait. Checking and counting are one step, so a
+    /// burst of concurrent attempts gets no more tries than a sequence.
+    pub fn attempt(&self, user: &str, addr: &str) -> Result<(), Duration> {
+        let _one = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = self.blocked(user, addr) {
+            return Err(wait);
+        }
+        self.failed(user, addr);
+        Ok(())
+    }
+
+    /// A login went through: its user's failures are forgotten, and its attempt no longer
+    /// counts against its address.
+    pub fn succeeded(&self, user: &str, addr: &str) {
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(&format!("u:{user}"));
+        if let Some(q) = m.get_mut(&format!("a:{addr}")) {
+            q.pop_back();
+        }
     }
 }
 
@@ -233,8 +253,16 @@ mod tests {
             l.blocked("dee", "1.2.3.4").is_some(),
             "per address, for any name"
         );
-        l.succeeded("ana");
+        l.succeeded("ana", "1.2.3.4");
         assert!(l.blocked("ana", "9.9.9.9").is_none());
+        // Attempts count before the password is checked: a burst gets no extra tries.
+        let b = LoginLimiter::new(Duration::from_secs(60), 3, 100);
+        let admitted = (0..10)
+            .filter(|_| b.attempt("root", "5.5.5.5").is_ok())
+            .count();
+        assert_eq!(admitted, 3);
+        b.succeeded("root", "5.5.5.5");
+        assert!(b.attempt("root", "5.5.5.5").is_ok());
     }
 
     #[test]

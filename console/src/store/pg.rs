@@ -5,8 +5,11 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::{Db, Migration, StoreError, Val};
 
+/// One connection. Statements of concurrent requests take turns on it, so a batch's
+/// transaction never carries another request's statement (a transaction dropped halfway is
+/// rolled back by `tokio_postgres`).
 pub struct PgDb {
-    client: tokio_postgres::Client,
+    client: tokio::sync::Mutex<tokio_postgres::Client>,
 }
 
 impl PgDb {
@@ -17,7 +20,9 @@ impl PgDb {
                 tracing::error!(error = %e, "console state connection lost");
             }
         });
-        Ok(PgDb { client })
+        Ok(PgDb {
+            client: tokio::sync::Mutex::new(client),
+        })
     }
 }
 
@@ -63,37 +68,25 @@ fn read(row: &tokio_postgres::Row, i: usize) -> Result<Val, StoreError> {
 impl Db for PgDb {
     async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
         let p = params(args);
-        Ok(self.client.execute(sql, &refs(&p)).await?)
+        Ok(self.client.lock().await.execute(sql, &refs(&p)).await?)
     }
 
     async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError> {
-        // One transaction for the batch: one commit however many rows.
-        self.client.batch_execute("BEGIN").await?;
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        let st = tx.prepare(sql).await?;
         let mut n = 0;
-        let done = async {
-            let st = self.client.prepare(sql).await?;
-            for r in rows {
-                let p = params(r);
-                n += self.client.execute(&st, &refs(&p)).await?;
-            }
-            Ok::<_, tokio_postgres::Error>(())
+        for r in rows {
+            let p = params(r);
+            n += tx.execute(&st, &refs(&p)).await?;
         }
-        .await;
-        match done {
-            Ok(()) => {
-                self.client.batch_execute("COMMIT").await?;
-                Ok(n)
-            }
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK").await;
-                Err(e.into())
-            }
-        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         let p = params(args);
-        let rows = self.client.query(sql, &refs(&p)).await?;
+        let rows = self.client.lock().await.query(sql, &refs(&p)).await?;
         rows.iter()
             .map(|r| (0..r.len()).map(|i| read(r, i)).collect())
             .collect()
@@ -102,13 +95,13 @@ impl Db for PgDb {
     async fn migrate(&self, steps: &'static [Migration]) -> Result<(), StoreError> {
         // A transaction-scoped advisory lock: two processes starting at once do not both
         // create the tables.
-        self.client
-            .batch_execute(
-                "BEGIN; SELECT pg_advisory_xact_lock(7413);
+        let c = self.client.lock().await;
+        c.batch_execute(
+            "BEGIN; SELECT pg_advisory_xact_lock(7413);
                  CREATE TABLE IF NOT EXISTS console_migrations
                  (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL); COMMIT;",
-            )
-            .await?;
+        )
+        .await?;
         for m in steps {
             let sql = format!(
                 "BEGIN; SELECT pg_advisory_xact_lock(7413);
@@ -122,7 +115,7 @@ impl Db for PgDb {
                 body = m.sql.replace("{serial}", "BIGSERIAL PRIMARY KEY"),
                 at = schema::now_rfc3339(),
             );
-            self.client.batch_execute(&sql).await?;
+            c.batch_execute(&sql).await?;
         }
         Ok(())
     }

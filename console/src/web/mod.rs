@@ -49,6 +49,8 @@ pub struct App {
     index: Arc<PageIndex>,
     views: Views,
     limiter: LoginLimiter,
+    /// Password checks running at once.
+    verifying: tokio::sync::Semaphore,
     data_dir: PathBuf,
     paste_hosts: Vec<String>,
     inventory: Arc<dyn Inventory>,
@@ -67,6 +69,7 @@ impl App {
             index: Arc::new(index),
             views: Views::new(),
             limiter: LoginLimiter::new(Duration::from_secs(300), 5, 30),
+            verifying: tokio::sync::Semaphore::new(4),
             feed: tokio::sync::Mutex::new(AlertFeed::new(&o.data_dir)),
             data_dir: o.data_dir,
             paste_hosts: o.paste_hosts,
@@ -363,6 +366,9 @@ impl App {
     }
 }
 
+/// Most alerts one review may set (a bulk review is one page of the queue).
+pub const MAX_REVIEWED: usize = 500;
+
 /// What a review asked for.
 pub struct ReviewRequest<'a> {
     pub ids: &'a [String],
@@ -400,6 +406,11 @@ impl App {
         }
         if r.ids.is_empty() {
             return Err(ReviewError::Input("no alert selected".into()));
+        }
+        if r.ids.len() > MAX_REVIEWED {
+            return Err(ReviewError::Input(format!(
+                "at most {MAX_REVIEWED} alerts are reviewed at once"
+            )));
         }
         if r.note.chars().count() > 2000 {
             return Err(ReviewError::Input(
