@@ -75,13 +75,7 @@ fn broker(e: lapin::Error) -> BusError {
     BusError::Broker(e.to_string())
 }
 
-/// Ready-message and consumer counts of one queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueDepth {
-    pub queue: String,
-    pub messages: u32,
-    pub consumers: u32,
-}
+pub use crate::QueueDepth;
 
 struct Shared {
     url: String,
@@ -176,7 +170,7 @@ impl AmqpBus {
     }
 
     /// Ready messages and consumers of every leakwatch queue and dead-letter queue.
-    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
+    pub async fn depths(&self) -> Result<Vec<QueueDepth>, BusError> {
         let ch = self.connection().create_channel().await.map_err(broker)?;
         let mut out = Vec::new();
         for q in names::all_queues() {
@@ -687,7 +681,7 @@ impl Bus for AmqpBus {
         while quiet < 3 {
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             let ready: u32 = self
-                .queue_depths()
+                .depths()
                 .await?
                 .iter()
                 .filter(|d| !d.queue.ends_with(".dlq"))
@@ -704,14 +698,18 @@ impl Bus for AmqpBus {
 
     /// Messages waiting in the dead-letter queues (bounded to a few seconds).
     async fn dead_lettered(&self) -> Result<u64, BusError> {
-        let depths = tokio::time::timeout(SETTLE_TIMEOUT, self.queue_depths())
-            .await
-            .map_err(|_| BusError::Broker("timed out listing queue depths".into()))??;
+        let depths = self.queue_depths().await?;
         Ok(depths
             .iter()
             .filter(|q| q.queue.ends_with(".dlq"))
             .map(|q| q.messages as u64)
             .sum())
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
+        tokio::time::timeout(SETTLE_TIMEOUT, self.depths())
+            .await
+            .map_err(|_| BusError::Broker("timed out listing queue depths".into()))?
     }
 
     /// Closes the connection after [`Bus::close`] and after in-flight work is settled.

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use schema::names::{self, ExchangeKind};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, Notify};
 
-use crate::{Acker, Bus, BusError, Consumer, Delivery};
+use crate::{Acker, Bus, BusError, Consumer, Delivery, QueueDepth};
 
 struct Envelope {
     payload: Vec<u8>,
@@ -32,6 +32,10 @@ struct Queue {
     rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<Envelope>>>,
     /// Payload bytes waiting in the queue (not yet handed to a consumer).
     queued_bytes: AtomicU64,
+    /// Messages waiting in the queue (not yet handed to a consumer).
+    queued: AtomicU64,
+    /// Consumers subscribed to the queue.
+    consumers: AtomicU64,
     /// Publishers wait while `queued_bytes` is over this.
     budget: u64,
     /// Signalled when a consumer takes a message out.
@@ -90,6 +94,8 @@ impl EmbeddedBus {
                     tx,
                     rx: Arc::new(AsyncMutex::new(rx)),
                     queued_bytes: AtomicU64::new(0),
+                    queued: AtomicU64::new(0),
+                    consumers: AtomicU64::new(0),
                     budget: if BOUNDED.contains(&q) {
                         queue_bytes
                     } else {
@@ -172,9 +178,11 @@ impl EmbeddedBus {
         let q = self.queue(queue)?;
         self.inner.outstanding.send_modify(|n| *n += 1);
         let len = env.payload.len() as u64;
+        q.queued.fetch_add(1, Ordering::SeqCst);
         if q.tx.send(env).is_err() {
             self.inner.outstanding.send_modify(|n| *n -= 1);
             q.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+            q.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(BusError::Closed);
         }
         Ok(())
@@ -184,6 +192,7 @@ impl EmbeddedBus {
     fn dequeued(&self, queue: &str, len: usize) {
         if let Ok(q) = self.queue(queue) {
             q.queued_bytes.fetch_sub(len as u64, Ordering::SeqCst);
+            q.queued.fetch_sub(1, Ordering::SeqCst);
             q.space.notify_waiters();
         }
     }
@@ -248,6 +257,7 @@ impl Bus for EmbeddedBus {
             .queues
             .get(queue)
             .ok_or_else(|| BusError::UnknownQueue(queue.to_string()))?;
+        q.consumers.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(EmbeddedConsumer {
             bus: self.clone(),
             queue: queue.to_string(),
@@ -279,6 +289,22 @@ impl Bus for EmbeddedBus {
 
     async fn dead_lettered(&self) -> Result<u64, BusError> {
         Ok(self.inner.dead_lettered.load(Ordering::Relaxed))
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError> {
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut depths: Vec<QueueDepth> = self
+            .inner
+            .queues
+            .iter()
+            .map(|(name, q)| QueueDepth {
+                queue: name.clone(),
+                messages: clamp(q.queued.load(Ordering::SeqCst)),
+                consumers: clamp(q.consumers.load(Ordering::SeqCst)),
+            })
+            .collect();
+        depths.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(depths)
     }
 }
 
@@ -363,6 +389,14 @@ impl Acker for EmbeddedAcker {
     async fn nack(mut self: Box<Self>, requeue: bool) -> Result<(), BusError> {
         self.requeue_or_dead_letter(requeue);
         Ok(())
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        if let Ok(q) = self.bus.queue(&self.queue) {
+            q.consumers.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -460,6 +494,35 @@ mod tests {
             bus.publish("", names::IMAGES, vec![]).await,
             Err(BusError::Closed)
         ));
+    }
+
+    #[tokio::test]
+    async fn queue_depths_count_ready_messages_and_consumers() {
+        let bus = EmbeddedBus::default();
+        let depth = |d: &[QueueDepth], q: &str| {
+            let d = d.iter().find(|d| d.queue == q).unwrap();
+            (d.messages, d.consumers)
+        };
+        for _ in 0..3 {
+            bus.publish("", names::IMAGES, b"x".to_vec()).await.unwrap();
+        }
+        let d = bus.queue_depths().await.unwrap();
+        assert_eq!(d.len(), names::all_queues().len());
+        assert_eq!(depth(&d, names::IMAGES), (3, 0));
+        assert_eq!(depth(&d, names::CRAWL_REQUESTS), (0, 0));
+        let mut c = bus.consume(names::IMAGES, 1).await.unwrap();
+        let taken = c.next().await.unwrap();
+        assert_eq!(
+            depth(&bus.queue_depths().await.unwrap(), names::IMAGES),
+            (2, 1)
+        );
+        // A requeued message is ready again; a dropped consumer is gone.
+        taken.nack(true).await.unwrap();
+        drop(c);
+        assert_eq!(
+            depth(&bus.queue_depths().await.unwrap(), names::IMAGES),
+            (3, 0)
+        );
     }
 
     #[tokio::test]

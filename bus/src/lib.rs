@@ -89,8 +89,20 @@ pub trait Bus: Send + Sync + 'static {
     /// dead-letter queues).
     async fn dead_lettered(&self) -> Result<u64, BusError>;
 
+    /// Ready messages and consumers of every queue (dead-letter queues included): what
+    /// `/metrics` shows as queue lag and what KEDA scales on.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, BusError>;
+
     /// Releases the connection after [`Bus::close`] once in-flight work is settled.
     async fn disconnect(&self) {}
+}
+
+/// Ready-message and consumer counts of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub messages: u32,
+    pub consumers: u32,
 }
 
 /// A stream of deliveries from one queue.

@@ -216,6 +216,51 @@ impl Timing {
     }
 }
 
+/// A sampled value that goes up and down (`/metrics` exposes it as `leakwatch_<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Gauge {
+    /// Messages ready in each queue (label `queue`): the lag its consumers have to catch
+    /// up, and what KEDA scales crawlers and matchers on.
+    QueueMessages,
+    /// Consumers of each queue (label `queue`).
+    QueueConsumers,
+    /// Whether the crawler's way out (the Tor client, the SOCKS proxy) was up when last
+    /// probed: 1 or 0.
+    TransportUp,
+    /// How long the embedded Tor client took to bootstrap (set once it has).
+    TorBootstrapSeconds,
+    /// Sites currently marked down (retried on the reprobe schedule).
+    SitesDown,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 5] = [
+        Gauge::QueueMessages,
+        Gauge::QueueConsumers,
+        Gauge::TransportUp,
+        Gauge::TorBootstrapSeconds,
+        Gauge::SitesDown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::QueueMessages => "queue_messages",
+            Gauge::QueueConsumers => "queue_consumers",
+            Gauge::TransportUp => "transport_up",
+            Gauge::TorBootstrapSeconds => "tor_bootstrap_seconds",
+            Gauge::SitesDown => "sites_down",
+        }
+    }
+
+    /// The label name of a gauge with one value per label (`queue`), if it has one.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Gauge::QueueMessages | Gauge::QueueConsumers => Some("queue"),
+            _ => None,
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the histogram buckets: from a loopback fetch to a slow onion.
 pub const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -244,6 +289,8 @@ impl Histogram {
 pub struct Stats {
     counters: Mutex<BTreeMap<String, u64>>,
     timings: Mutex<BTreeMap<Timing, Histogram>>,
+    /// By gauge and label value (`""` for a gauge without a label).
+    gauges: Mutex<BTreeMap<(Gauge, String), f64>>,
 }
 
 impl Stats {
@@ -274,6 +321,26 @@ impl Stats {
         if let Ok(mut t) = self.timings.lock() {
             t.entry(what).or_default().observe(took.as_secs_f64());
         }
+    }
+
+    /// Sets `gauge` (for the label value `label`; `""` when it has no label).
+    pub fn set_gauge(&self, gauge: Gauge, label: &str, value: f64) {
+        if let Ok(mut g) = self.gauges.lock() {
+            g.insert((gauge, label.to_string()), value);
+        }
+    }
+
+    /// The values of `gauge` set so far, by label value.
+    pub fn gauge(&self, gauge: Gauge) -> BTreeMap<String, f64> {
+        self.gauges
+            .lock()
+            .map(|g| {
+                g.iter()
+                    .filter(|((k, _), _)| *k == gauge)
+                    .map(|((_, label), v)| (label.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The histogram of `what` so far.

@@ -78,18 +78,49 @@ pub async fn serve(
     options: ConsoleOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConsoleError> {
-    let app = App::open(options).await?;
-    let feed = app.clone().follow_alerts();
-    let router = web::router(app);
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(ConsoleError::Serve);
-    feed.abort();
-    served
+    Console::open(options)
+        .await?
+        .serve(listener, shutdown)
+        .await
+}
+
+/// An opened console (its state store and the index), not serving yet.
+#[derive(Clone)]
+pub struct Console {
+    app: Arc<App>,
+}
+
+impl Console {
+    /// Opens the state store (migrating it) and the index.
+    pub async fn open(options: ConsoleOptions) -> Result<Console, ConsoleError> {
+        Ok(Console {
+            app: App::open(options).await?,
+        })
+    }
+
+    /// Whether the state store answers now (what a readiness probe asks).
+    pub async fn store_reachable(&self) -> Result<(), StoreError> {
+        self.app.store.ping().await
+    }
+
+    /// Serves on `listener`, and follows the alert log, until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ConsoleError> {
+        let feed = self.app.clone().follow_alerts();
+        let router = web::router(self.app);
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ConsoleError::Serve);
+        feed.abort();
+        served
+    }
 }
 
 /// Why a user or token could not be added.

@@ -134,6 +134,14 @@ impl Frontier {
         }
     }
 
+    /// Whether the durable store answers (`Ok` without one).
+    pub async fn store_reachable(&self) -> Result<(), StoreError> {
+        match &self.store {
+            Some(store) => store.ping().await,
+            None => Ok(()),
+        }
+    }
+
     /// A frontier backed by `store`, warmed with what it remembers.
     pub async fn with_store(
         config: CrawlerConfig,

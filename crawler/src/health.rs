@@ -231,6 +231,10 @@ impl HealthyFetcher {
 
 #[async_trait]
 impl Fetcher for HealthyFetcher {
+    async fn probe(&self) -> Result<(), FetchError> {
+        self.inner.probe().await
+    }
+
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
         let site = site_of(url);
         if !self.admit(&site) {

@@ -115,6 +115,10 @@ impl RateLimitedFetcher {
 
 #[async_trait]
 impl Fetcher for RateLimitedFetcher {
+    async fn probe(&self) -> Result<(), FetchError> {
+        self.inner.probe().await
+    }
+
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
         let site = site_of(url);
         let mut attempt = 0;

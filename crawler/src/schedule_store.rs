@@ -319,7 +319,7 @@ fn pg_row(r: &tokio_postgres::Row) -> ScheduleRow {
 #[async_trait]
 impl ScheduleStore for PgStore {
     async fn schedule(&self, pages: &[NewPage]) -> Result<(), StoreError> {
-        let mut c = self.client.lock().await;
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         for p in pages {
             tx.execute(
@@ -344,7 +344,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn take_due(&self, now_ms: u64, limit: usize) -> Result<Vec<ScheduleRow>, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         // SKIP LOCKED: frontiers taking due rows at once each get their own.
         let rows = c
             .query(
@@ -369,7 +369,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn scheduled(&self) -> Result<u64, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         let n: i64 = c
             .query_one("SELECT count(*) FROM frontier_schedule", &[])
             .await?
@@ -378,7 +378,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn refetch_unfetched(&self, now_ms: u64) -> Result<u64, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         let n = c
             .execute(
                 "UPDATE frontier_schedule SET due_ms = $1 WHERE fetches = 0 AND due_ms > $1",
@@ -389,7 +389,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn postpone(&self, digest: u128, due_ms: u64) -> Result<(), StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         c.execute(
             "UPDATE frontier_schedule SET due_ms = $2 WHERE digest = $1",
             &[&key(digest), &i(due_ms)],
@@ -399,7 +399,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn row(&self, digest: u128) -> Result<Option<ScheduleRow>, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         let r = c
             .query_opt(
                 &format!("SELECT {COLUMNS} FROM frontier_schedule WHERE digest = $1"),
@@ -412,7 +412,7 @@ impl ScheduleStore for PgStore {
     async fn record(&self, v: &Visit) -> Result<(), StoreError> {
         let (f, ch, fail) = deltas(v.outcome);
         let up = answered(v.outcome);
-        let mut c = self.client.lock().await;
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         tx.execute(
             "UPDATE frontier_schedule SET interval_ms = $2, due_ms = $3, entry = $4, quiet = $5,
@@ -456,7 +456,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn sites(&self) -> Result<Vec<SiteStatus>, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         let q = SITES_QUERY.replace("seed <> 0", "seed");
         let rows = c.query(&q, &[]).await?;
         let pairs = c
@@ -497,7 +497,7 @@ impl ScheduleStore for PgStore {
         mirrors: &[String],
         now_ms: u64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut c = self.client.lock().await;
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let mut new = Vec::new();
         let mut kept: i64 = tx

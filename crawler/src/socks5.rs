@@ -28,6 +28,9 @@ use crate::transport::{get_over, tls_connector, Fetcher, Limits, RawResponse};
 use crate::urls::site_of;
 use crate::{FetchError, TorFailure};
 
+/// How long a readiness probe waits for the proxy's greeting.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Consecutive failures of a site before it gets new SOCKS credentials (a new circuit).
 const FRESH_AFTER: u32 = 2;
 
@@ -141,6 +144,31 @@ fn credential(site: &str) -> String {
 
 #[async_trait]
 impl Fetcher for Socks5Fetcher {
+    /// Up when the proxy accepts a connection and offers a method leakwatch speaks.
+    async fn probe(&self) -> Result<(), FetchError> {
+        let down = |why: String| FetchError::TransportDown(format!("proxy {}: {why}", self.proxy));
+        let greet = async {
+            let mut tcp = TcpStream::connect(&self.proxy)
+                .await
+                .map_err(|e| down(e.to_string()))?;
+            // Version 5, two methods: no authentication, username/password.
+            tcp.write_all(&[5, 2, 0, 2])
+                .await
+                .map_err(|e| down(e.to_string()))?;
+            let mut answer = [0u8; 2];
+            tcp.read_exact(&mut answer)
+                .await
+                .map_err(|e| down(e.to_string()))?;
+            match answer {
+                [5, 0 | 2] => Ok(()),
+                other => Err(down(format!("not a SOCKS5 answer: {other:?}"))),
+            }
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, greet)
+            .await
+            .map_err(|_| down("no answer".into()))?
+    }
+
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
         let r = tokio::time::timeout(limits.timeout, self.exchange(url, limits))
             .await

@@ -92,6 +92,8 @@ pub trait FrontierStore: ScheduleStore + Send + Sync {
     async fn done(&self, digests: &[u128]) -> Result<(), StoreError>;
     /// Encoded requests claimed and never confirmed published.
     async fn pending(&self) -> Result<Vec<(u128, Vec<u8>)>, StoreError>;
+    /// Whether the store answers now (readiness asks every few seconds).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store `url` names, or SQLite at `data_dir/frontier.sqlite` without one.
@@ -208,6 +210,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl FrontierStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
     async fn load(&self) -> Result<Snapshot, StoreError> {
         self.with(|c| {
             let mut seen = Vec::new();
@@ -382,17 +388,24 @@ CREATE TABLE IF NOT EXISTS frontier_liveness (
 
 /// PostgreSQL, shared by every frontier process that is given the same URL.
 pub struct PgStore {
-    pub(crate) client: tokio::sync::Mutex<tokio_postgres::Client>,
+    url: String,
+    client: tokio::sync::Mutex<tokio_postgres::Client>,
+}
+
+/// One connection to `url`, driven on its own task.
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::error!(error = %e, "frontier store connection lost");
+        }
+    });
+    Ok(client)
 }
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!(error = %e, "frontier store connection lost");
-            }
-        });
+        let client = pg_connect(url).await?;
         // Two processes creating the tables at once would race on the catalog ("type
         // already exists"): a transaction-scoped lock holds until the tables are committed.
         client
@@ -401,15 +414,35 @@ impl PgStore {
             ))
             .await?;
         Ok(PgStore {
+            url: url.to_string(),
             client: tokio::sync::Mutex::new(client),
         })
+    }
+
+    /// The connection, opened again first when the last one was lost (the database
+    /// restarted): the statement that saw it go failed, the next ones work.
+    pub(crate) async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, tokio_postgres::Client>, StoreError> {
+        let mut c = self.client.lock().await;
+        if c.is_closed() {
+            *c = pg_connect(&self.url).await?;
+            tracing::info!("frontier store reconnected");
+        }
+        Ok(c)
     }
 }
 
 #[async_trait]
 impl FrontierStore for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
     async fn load(&self) -> Result<Snapshot, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         let seen = c
             .query("SELECT digest FROM frontier_seen", &[])
             .await?
@@ -435,7 +468,7 @@ impl FrontierStore for PgStore {
     }
 
     async fn add_seed_sites(&self, sites: &[String]) -> Result<(), StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         for s in sites {
             c.execute(
                 "INSERT INTO frontier_sites (site, seed) VALUES ($1, TRUE)
@@ -448,7 +481,7 @@ impl FrontierStore for PgStore {
     }
 
     async fn seeds_among(&self, sites: &[String]) -> Result<Vec<String>, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         Ok(c.query(
             "SELECT site FROM frontier_sites WHERE seed AND site = ANY($1)",
             &[&sites],
@@ -460,7 +493,7 @@ impl FrontierStore for PgStore {
     }
 
     async fn claim(&self, batch: &[Claim]) -> Result<Vec<usize>, StoreError> {
-        let mut c = self.client.lock().await;
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let mut claimed = Vec::new();
         for (i, cl) in batch.iter().enumerate() {
@@ -495,7 +528,7 @@ impl FrontierStore for PgStore {
 
     async fn done(&self, digests: &[u128]) -> Result<(), StoreError> {
         let keys: Vec<Vec<u8>> = digests.iter().map(|d| key(*d)).collect();
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         c.execute(
             "DELETE FROM frontier_pending WHERE digest = ANY($1)",
             &[&keys],
@@ -505,7 +538,7 @@ impl FrontierStore for PgStore {
     }
 
     async fn pending(&self) -> Result<Vec<(u128, Vec<u8>)>, StoreError> {
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         Ok(c.query("SELECT digest, request FROM frontier_pending", &[])
             .await?
             .iter()

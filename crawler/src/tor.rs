@@ -342,6 +342,20 @@ fn tor_error(e: &arti_client::Error) -> FetchError {
 
 #[async_trait]
 impl Fetcher for TorFetcher {
+    /// Ready when arti says it can act on a new request at once (a live guard connection,
+    /// a usable directory).
+    async fn probe(&self) -> Result<(), FetchError> {
+        let status = self.client.bootstrap_status();
+        if status.ready_for_traffic() {
+            return Ok(());
+        }
+        let why = match status.blocked() {
+            Some(b) => b.to_string(),
+            None => status.to_string(),
+        };
+        Err(FetchError::TransportDown(format!("the Tor client: {why}")))
+    }
+
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError> {
         let site = site_of(url);
         let r = tokio::time::timeout(limits.timeout, self.exchange(url, &site, limits))

@@ -99,6 +99,14 @@ impl RawResponse {
 #[async_trait]
 pub trait Fetcher: Send + Sync + 'static {
     async fn get(&self, url: &Url, limits: &Limits) -> Result<RawResponse, FetchError>;
+
+    /// Whether the way out is up now, without fetching anything: the Tor client is ready
+    /// for traffic, the SOCKS proxy answers. Readiness asks it every few seconds, so a dead
+    /// transport shows even while no request is being fetched. `Err` is
+    /// [`FetchError::TransportDown`] saying why.
+    async fn probe(&self) -> Result<(), FetchError> {
+        Ok(())
+    }
 }
 
 /// Plain TCP (and TLS) from this machine: for tests and clearnet paste sites.

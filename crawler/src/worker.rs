@@ -9,7 +9,7 @@
 //! reports itself not ready meanwhile ([`Crawler::transport_up`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct Crawler {
     archive_limits: ArchiveLimits,
     /// Workers currently waiting for the transport to come back.
     waiting_for_transport: AtomicUsize,
+    /// What the last [`Crawler::probe_transport`] found (up until one finds otherwise).
+    probed_up: AtomicBool,
     /// Sites that answered at least once (any HTTP response).
     reached: Mutex<HashSet<String>>,
 }
@@ -71,6 +73,7 @@ impl Crawler {
             stats,
             extract_limits,
             waiting_for_transport: AtomicUsize::new(0),
+            probed_up: AtomicBool::new(true),
             reached: Mutex::new(HashSet::new()),
         }
     }
@@ -81,9 +84,25 @@ impl Crawler {
         self
     }
 
-    /// False while a worker waits for the transport (proxy or Tor client) to come back.
+    /// False while a worker waits for the transport (proxy or Tor client) to come back, or
+    /// since the last [`Crawler::probe_transport`] found it down.
     pub fn transport_up(&self) -> bool {
         self.waiting_for_transport.load(Ordering::SeqCst) == 0
+            && self.probed_up.load(Ordering::SeqCst)
+    }
+
+    /// Asks the transport whether the way out is up (also when no request is being
+    /// fetched: an idle crawler behind a dead Tor client is not ready). Logs each change.
+    pub async fn probe_transport(&self) -> bool {
+        let result = self.fetcher.probe().await;
+        let up = result.is_ok();
+        if self.probed_up.swap(up, Ordering::SeqCst) != up {
+            match result {
+                Ok(()) => tracing::info!("the transport is up again"),
+                Err(e) => tracing::warn!(error = %e, "the transport is down"),
+            }
+        }
+        up
     }
 
     /// Whether `site` (as [`site_of`] names it) has answered at least once.

@@ -9,6 +9,9 @@
 
 #[path = "support/hook_server.rs"]
 mod hook_server;
+#[path = "support/services.rs"]
+#[allow(dead_code)]
+mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,45 +20,9 @@ use std::time::{Duration, Instant};
 use bus::Bus;
 use hook_server::HookServer;
 use schema::{Alert, AlertKind};
+use services::Vhost;
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
-
-fn broker_base() -> String {
-    std::env::var("LEAKWATCH_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
-}
-
-/// A vhost of its own, deleted afterwards.
-struct Vhost {
-    name: String,
-    url: String,
-}
-
-impl Vhost {
-    fn new(tag: &str) -> Vhost {
-        let name = format!("leakwatch-test-{tag}-{}", std::process::id());
-        let ctl = |args: &[&str]| {
-            Command::new("rabbitmqctl")
-                .args(args)
-                .output()
-                .expect("rabbitmqctl")
-        };
-        let _ = ctl(&["delete_vhost", &name]);
-        assert!(ctl(&["add_vhost", &name]).status.success());
-        let perms = ["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"];
-        assert!(ctl(&perms).status.success());
-        let url = format!("{}/{}", broker_base(), name);
-        Vhost { name, url }
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
-            .output();
-    }
-}
 
 /// A leakwatch process with its output in files; killed when dropped.
 struct Proc {

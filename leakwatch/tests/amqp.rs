@@ -16,53 +16,14 @@ use serde_json::Value;
 #[path = "support/probe.rs"]
 #[allow(dead_code)]
 mod probe;
+#[path = "support/services.rs"]
+#[allow(dead_code)]
+mod services;
+
+use services::{rabbitmqctl, PgDb, Vhost};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakwatch");
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn broker_base() -> String {
-    std::env::var("LEAKWATCH_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A vhost of its own, deleted afterwards.
-struct Vhost {
-    name: String,
-    url: String,
-}
-
-impl Vhost {
-    fn new(tag: &str) -> Vhost {
-        let name = format!("leakwatch-test-{tag}-{}", std::process::id());
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &name])
-            .output();
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        let url = format!("{}/{}", broker_base(), name);
-        Vhost { name, url }
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.name])
-            .output();
-    }
-}
 
 /// A leakwatch process with its output in files.
 struct Proc {
@@ -481,55 +442,6 @@ async fn every_role_its_own_process_each_leak_alerted_once_and_followed() {
         );
     }
     st.tb.shutdown().await;
-}
-
-/// A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), for the
-/// frontiers' shared state; dropped at the end.
-struct PgDb {
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create(tag: &str) -> PgDb {
-        let name = format!("leakwatch_{tag}_{}", std::process::id());
-        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        psql(&format!("CREATE DATABASE {name}"));
-        PgDb {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql (PostgreSQL on 127.0.0.1:5432; scripts/test.sh starts one)");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,15 @@
 //! What an operator's monitoring sees of a running node: `/metrics` counters move while it
 //! crawls, `/healthz` answers throughout, `/readyz` turns 503 while the transport is down
 //! (the SOCKS proxy stopped) and 200 again once it is back, and logs are JSON lines when
-//! asked.
+//! asked. An idle crawler and a frontier over a real broker and PostgreSQL report their
+//! transport and their store (and recover from a database outage by themselves), and the
+//! broker's queue depths, without a request in flight.
 
 #[path = "support/probe.rs"]
 mod probe;
+#[path = "support/services.rs"]
+#[allow(dead_code)]
+mod services;
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -229,4 +234,115 @@ async fn a_role_waiting_for_its_broker_is_not_ready_and_stops_on_sigterm() {
             .any(|l| l.contains("stopped before the bus was connected")),
         "{said:?}"
     );
+}
+
+/// Prints the metrics address of a starting process and hands its stderr lines over.
+fn metrics_address(child: &mut std::process::Child) -> (String, std::sync::mpsc::Receiver<String>) {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no metrics address printed");
+        if let Some(rest) = line.strip_prefix("metrics on http://") {
+            return (rest.split('/').next().unwrap().to_string(), rx);
+        }
+    }
+}
+
+/// A crawler with nothing to fetch still reports a dead transport (its SOCKS proxy is
+/// asked every few seconds), a frontier reports its PostgreSQL down and connects again
+/// by itself once it is back, and both expose the broker's queue depths and consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_crawler_and_a_frontier_report_their_transport_store_and_queues() {
+    let vhost = services::Vhost::new("idle-ready");
+    let db = services::PgDb::create("idle_ready");
+    let mut proxy = testbed::SocksProxy::start().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(tmp.path().join("data"));
+    cmd.args(["run", "--roles", "crawler,frontier", "--allow-private"])
+        .arg("--transport")
+        .arg(format!("socks5://{}", proxy.addr()))
+        .arg("--amqp")
+        .arg(&vhost.url)
+        .arg("--state-url")
+        .arg(&db.url)
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env_remove("LEAKWATCH_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let (addr, _lines) = metrics_address(&mut child.0);
+    let metric = |name: &str| sample(&get(&addr, "/metrics").1, name);
+    let ready = || get(&addr, "/readyz");
+    wait_for("ready", Duration::from_secs(60), || ready().0 == 200).await;
+    // Sampled from the broker: the crawler's workers consume the requests, the frontier
+    // the discoveries, and nothing waits in either.
+    let requests = "leakwatch_queue_consumers{queue=\"leakwatch.crawl.requests\"}";
+    let discovered = "leakwatch_queue_consumers{queue=\"leakwatch.crawl.discovered\"}";
+    wait_for("queue depths sampled", Duration::from_secs(30), || {
+        metric(requests).is_some_and(|n| n >= 1.0) && metric(discovered) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        metric("leakwatch_queue_messages{queue=\"leakwatch.crawl.requests\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric("leakwatch_transport_up"), Some(1.0));
+    assert_eq!(
+        metric("leakwatch_pages_total"),
+        Some(0.0),
+        "the crawler is idle"
+    );
+
+    // The proxy goes away while nothing is being fetched.
+    proxy.stop();
+    wait_for(
+        "not ready with the proxy down",
+        Duration::from_secs(30),
+        || ready().0 == 503,
+    )
+    .await;
+    let (_, body) = ready();
+    assert!(body.contains("\"crawler\":false"), "{body}");
+    assert!(body.contains("\"frontier\":true"), "{body}");
+    assert_eq!(metric("leakwatch_transport_up"), Some(0.0));
+    proxy.restart().await.unwrap();
+    wait_for("ready with the proxy back", Duration::from_secs(30), || {
+        ready().0 == 200
+    })
+    .await;
+
+    // The database goes down: the frontier is not ready (the crawler still is); once it is
+    // back, the frontier connects again by itself.
+    db.go_down();
+    wait_for(
+        "not ready with the database down",
+        Duration::from_secs(30),
+        || ready().0 == 503,
+    )
+    .await;
+    let (_, body) = ready();
+    assert!(body.contains("\"frontier\":false"), "{body}");
+    assert!(body.contains("\"crawler\":true"), "{body}");
+    db.come_back();
+    wait_for(
+        "ready with the database back",
+        Duration::from_secs(30),
+        || ready().0 == 200,
+    )
+    .await;
+    assert_eq!(metric("leakwatch_pages_total"), Some(0.0));
+    drop(child);
 }

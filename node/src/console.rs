@@ -97,6 +97,19 @@ pub async fn start(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     let local = listener.local_addr().map_err(|e| failed(e.into()))?;
     eprintln!("console on http://{local}/");
     let options = options(&ctx.data_dir, ctx.state_url.clone(), &ctx.config);
+    let opened = console::Console::open(options)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let probed = opened.clone();
+    ctx.readiness.probe(
+        Role::Console,
+        std::sync::Arc::new(move || {
+            let console = probed.clone();
+            Box::pin(async move {
+                crate::roles::store_answers("console", console.store_reachable().await)
+            })
+        }),
+    );
     let bus = ctx.bus.clone();
     let closed = async move {
         while !bus.is_closed() {
@@ -104,7 +117,8 @@ pub async fn start(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
         }
     };
     Ok(Box::pin(async move {
-        console::serve(listener, options, closed)
+        opened
+            .serve(listener, closed)
             .await
             .map_err(|e| failed(e.into()))
     }))

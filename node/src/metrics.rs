@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use bus::stats::{Family, Timing, BUCKETS};
+use bus::stats::{Family, Gauge, Timing, BUCKETS};
 use bus::{Counter, Stats};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,24 @@ pub fn render(stats: &Stats, readiness: &Readiness) -> String {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
         let _ = writeln!(out, "{name}_sum {}", h.sum_secs);
         let _ = writeln!(out, "{name}_count {}", h.count);
+    }
+    for g in Gauge::ALL {
+        let values = stats.gauge(g);
+        if values.is_empty() {
+            continue;
+        }
+        let name = format!("leakwatch_{}", g.name());
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (label, v) in values {
+            match g.label() {
+                Some(l) => {
+                    let _ = writeln!(out, "{name}{{{l}=\"{}\"}} {v}", label_value(&label));
+                }
+                None => {
+                    let _ = writeln!(out, "{name} {v}");
+                }
+            }
+        }
     }
     let _ = writeln!(out, "# TYPE leakwatch_role_ready gauge");
     for (role, ready) in readiness.snapshot() {
@@ -150,6 +168,9 @@ mod tests {
         readiness.expect(Role::Indexer);
         readiness.set(Role::Indexer, true);
         stats.observe(Timing::Fetch, std::time::Duration::from_millis(30));
+        stats.set_gauge(Gauge::QueueMessages, "leakwatch.images", 12.0);
+        stats.set_gauge(Gauge::TransportUp, "", 0.0);
+        stats.set_gauge(Gauge::TorBootstrapSeconds, "", 4.5);
         stats.observe(Timing::Fetch, std::time::Duration::from_secs(120));
         let text = render(&stats, &readiness);
         assert!(text.contains("\nleakwatch_fetch_duration_seconds_bucket{le=\"0.01\"} 0\n"));
@@ -167,6 +188,14 @@ mod tests {
         assert!(text.contains("leakwatch_errors_total{kind=\"odd\\\"kind\\\\x\"} 1\n"));
         assert!(text.contains("leakwatch_images_skipped_total{reason=\"image.too-small\"} 1\n"));
         assert!(text.contains("leakwatch_role_ready{role=\"crawler\"} 0\n"));
+        assert!(text.contains("\nleakwatch_queue_messages{queue=\"leakwatch.images\"} 12\n"));
+        assert!(text.contains("\nleakwatch_transport_up 0\n"), "{text}");
+        assert!(
+            text.contains("\nleakwatch_tor_bootstrap_seconds 4.5\n"),
+            "{text}"
+        );
+        // A gauge never set is not exposed (no sites_down before a transport has health).
+        assert!(!text.contains("leakwatch_sites_down"), "{text}");
         assert!(text.contains("leakwatch_role_ready{role=\"indexer\"} 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bus::stats::Gauge;
 use bus::{Bus, Stats};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use url::Url;
@@ -24,6 +25,9 @@ use crate::{Config, NodeError, Role, Roles, Transport};
 
 /// How long roles get to finish in-flight work after the node starts stopping.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// How often readiness probes are asked and gauges (queue depths, sites down) sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// What one node runs with, besides its roles, bus and transport.
 #[derive(Clone)]
@@ -218,10 +222,34 @@ impl Run {
         tokio::select! {
             r = settled => r.map(|()| None).map_err(NodeError::from),
             r = tasks.join_next() => Ok(r),
+            never = self.sample() => match never {},
             _ = shutdown => {
                 tracing::warn!("stopping: finishing in-flight work");
                 Ok(None)
             }
+        }
+    }
+
+    /// Asks the readiness probes and samples the gauges every [`SAMPLE_EVERY`], for ever.
+    async fn sample(&self) -> std::convert::Infallible {
+        let stats = &self.options.stats;
+        loop {
+            self.readiness.refresh().await;
+            if let Some(health) = self.transport.as_ref().and_then(|t| t.health.as_ref()) {
+                stats.set_gauge(Gauge::SitesDown, "", health.sites_down() as f64);
+            }
+            let depths = tokio::time::timeout(SAMPLE_EVERY, self.bus.queue_depths()).await;
+            match depths {
+                Ok(Ok(depths)) => {
+                    for d in depths {
+                        stats.set_gauge(Gauge::QueueMessages, &d.queue, f64::from(d.messages));
+                        stats.set_gauge(Gauge::QueueConsumers, &d.queue, f64::from(d.consumers));
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "queue depths not sampled"),
+                Err(_) => tracing::debug!("queue depths not sampled: the broker did not answer"),
+            }
+            tokio::time::sleep(SAMPLE_EVERY).await;
         }
     }
 

@@ -147,6 +147,18 @@ pub fn start_crawler(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
     let up = crawler.clone();
     ctx.readiness
         .check(Role::Crawler, Arc::new(move || up.transport_up()));
+    let (probed, stats) = (crawler.clone(), ctx.stats.clone());
+    ctx.readiness.probe(
+        Role::Crawler,
+        Arc::new(move || {
+            let (crawler, stats) = (probed.clone(), stats.clone());
+            Box::pin(async move {
+                let up = crawler.probe_transport().await;
+                stats.set_gauge(bus::stats::Gauge::TransportUp, "", f64::from(u8::from(up)));
+                up
+            })
+        }),
+    );
     let _ = ctx.crawler.set(crawler.clone());
     let bus = ctx.bus.clone();
     let once = ctx.frontier_state.is_none();
@@ -185,6 +197,15 @@ fn paste_poller(
     ))))
 }
 
+/// A store probe's answer; a failure is logged (the probe repeats every few seconds, so only
+/// at debug level).
+pub(crate) fn store_answers<E: std::fmt::Display>(role: &str, r: Result<(), E>) -> bool {
+    if let Err(e) = &r {
+        tracing::debug!(role, error = %e, "the state store does not answer");
+    }
+    r.is_ok()
+}
+
 /// Opens the durable state (when there is one), republishes what a crash left unconfirmed,
 /// queues the seeds, then consumes discoveries.
 pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
@@ -201,6 +222,14 @@ pub async fn start_frontier(ctx: &RoleContext) -> Result<RoleTask, NodeError> {
                 .recrawling(ctx.config.recrawl.clone())
         }
     });
+    let probed = frontier.clone();
+    ctx.readiness.probe(
+        Role::Frontier,
+        Arc::new(move || {
+            let frontier = probed.clone();
+            Box::pin(async move { store_answers("frontier", frontier.store_reachable().await) })
+        }),
+    );
     let paste_sites: Vec<String> = ctx.config.pastes.iter().flat_map(|p| p.sites()).collect();
     frontier
         .allow_sites(&paste_sites)

@@ -141,6 +141,7 @@ impl Transport {
                 .await
                 .map_err(|e| failed(e.into()))?;
                 let b = tor.bootstrap_time();
+                stats.set_gauge(bus::stats::Gauge::TorBootstrapSeconds, "", b.as_secs_f64());
                 (Arc::new(tor), Some(b))
             }
         };

@@ -330,6 +330,11 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// Whether the database answers now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.rows("SELECT 1", &[]).await.map(|_| ())
+    }
+
     /// Adds alerts not yet known (by id); returns how many were new.
     pub async fn add_alerts(&self, alerts: &[schema::Alert]) -> Result<u64, StoreError> {
         let rows: Vec<Vec<Val>> = alerts

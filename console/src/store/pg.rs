@@ -9,20 +9,40 @@ use super::{Db, Migration, StoreError, Val};
 /// transaction never carries another request's statement (a transaction dropped halfway is
 /// rolled back by `tokio_postgres`).
 pub struct PgDb {
+    url: String,
     client: tokio::sync::Mutex<tokio_postgres::Client>,
+}
+
+/// One connection to `url`, driven on its own task.
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::error!(error = %e, "console state connection lost");
+        }
+    });
+    Ok(client)
 }
 
 impl PgDb {
     pub async fn connect(url: &str) -> Result<PgDb, StoreError> {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!(error = %e, "console state connection lost");
-            }
-        });
         Ok(PgDb {
-            client: tokio::sync::Mutex::new(client),
+            url: url.to_string(),
+            client: tokio::sync::Mutex::new(pg_connect(url).await?),
         })
+    }
+
+    /// The connection, opened again first when the last one was lost (the database
+    /// restarted): the statement that saw it go failed, the next ones work.
+    async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, tokio_postgres::Client>, StoreError> {
+        let mut c = self.client.lock().await;
+        if c.is_closed() {
+            *c = pg_connect(&self.url).await?;
+            tracing::info!("console state reconnected");
+        }
+        Ok(c)
     }
 }
 
@@ -68,11 +88,11 @@ fn read(row: &tokio_postgres::Row, i: usize) -> Result<Val, StoreError> {
 impl Db for PgDb {
     async fn exec(&self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
         let p = params(args);
-        Ok(self.client.lock().await.execute(sql, &refs(&p)).await?)
+        Ok(self.client().await?.execute(sql, &refs(&p)).await?)
     }
 
     async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError> {
-        let mut c = self.client.lock().await;
+        let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let st = tx.prepare(sql).await?;
         let mut n = 0;
@@ -86,7 +106,7 @@ impl Db for PgDb {
 
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         let p = params(args);
-        let rows = self.client.lock().await.query(sql, &refs(&p)).await?;
+        let rows = self.client().await?.query(sql, &refs(&p)).await?;
         rows.iter()
             .map(|r| (0..r.len()).map(|i| read(r, i)).collect())
             .collect()
@@ -95,7 +115,7 @@ impl Db for PgDb {
     async fn migrate(&self, steps: &'static [Migration]) -> Result<(), StoreError> {
         // A transaction-scoped advisory lock: two processes starting at once do not both
         // create the tables.
-        let c = self.client.lock().await;
+        let c = self.client().await?;
         c.batch_execute(
             "BEGIN; SELECT pg_advisory_xact_lock(7413);
                  CREATE TABLE IF NOT EXISTS console_migrations

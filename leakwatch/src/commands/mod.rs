@@ -119,7 +119,7 @@ fn alerts_cmd(data_dir: &Path, args: crate::cli::AlertsArgs) -> anyhow::Result<E
 async fn queues(amqp: &str, json: bool) -> anyhow::Result<ExitCode> {
     use bus::Bus;
     let bus = connect_observer(amqp).await?;
-    for d in bus.queue_depths().await? {
+    for d in bus.depths().await? {
         if json {
             print_json(&serde_json::json!({
                 "queue": d.queue,
