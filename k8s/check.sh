@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Renders every overlay with `kubectl kustomize` and checks it offline: kubernetes-validate
 # --strict against Kubernetes 1.30 for the built-in kinds (unknown fields are errors), the
-# KEDA, RabbitMQ-operator and ServiceMonitor resources strictly against their published CRD
+# KEDA, RabbitMQ-operator, ServiceMonitor and PrometheusRule resources strictly against their published CRD
 # schemas (k8s/crds, sources in k8s/crds/SOURCES.md; validate_crs.py), then leakwatch's
 # own rules: no Secret is rendered (they are referenced, never inlined), and every leakwatch
 # container runs non-root with a read-only root filesystem, no privilege escalation, all
 # capabilities dropped, the RuntimeDefault seccomp profile, probes, requests and limits; and
 # checkov --framework kubernetes, with every skipped check named with its reason
 # (k8s/checkov.yaml, and `checkov.io/skipN` annotations on the resources they concern).
+# Then promtool checks the prod overlay's alerting rules and runs their unit tests.
 #
 #   k8s/check.sh [PYTHON_VENV]      # the venv holding kubernetes-validate (and PyYAML)
 set -euo pipefail
@@ -64,3 +65,21 @@ if problems:
 print(f"k8s/{overlay}: {len(docs)} resources valid")
 PY
 done
+
+# The prod overlay's alerting rules: promtool (Debian's `prometheus` package) checks their
+# PromQL and runs their unit tests on synthetic series (k8s/monitoring/rules.test.yaml).
+if command -v promtool >/dev/null; then
+  kubectl kustomize k8s/overlays/prod >"$out/prod.yaml"
+  "$venv/bin/python" - "$out/prod.yaml" "$out/rules.yaml" <<'PY'
+import sys, yaml
+rules = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"]
+if len(rules) != 1:
+    sys.exit(f"k8s/prod: expected one PrometheusRule, found {len(rules)}")
+yaml.safe_dump(rules[0]["spec"], open(sys.argv[2], "w"))
+PY
+  cp k8s/monitoring/rules.test.yaml "$out/"
+  promtool check rules "$out/rules.yaml"
+  promtool test rules "$out/rules.test.yaml"
+else
+  echo "SKIPPED: promtool is not installed; the alerting rules were not tested" >&2
+fi

@@ -101,6 +101,15 @@ echo "== docker/compose.yaml"
 LEAKWATCH_RABBITMQ_PASSWORD=checked "$venv/bin/podman-compose" --dry-run -f docker/compose.yaml config >/dev/null
 
 echo "== k8s overlays"
+# The alerting rules' unit tests need promtool (Debian's prometheus package; its server is
+# not started).
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing promtool"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    echo "promtool could not be installed: the alerting rules will not be tested"
+  # The package starts its server; nothing here needs it.
+  { systemctl stop prometheus || pkill -x prometheus; } >/dev/null 2>&1 || true
+fi
 if command -v kubectl >/dev/null 2>&1; then
   k8s/check.sh "$venv"
 else
