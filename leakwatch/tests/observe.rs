@@ -306,43 +306,32 @@ async fn an_idle_crawler_and_a_frontier_report_their_transport_store_and_queues(
         "the crawler is idle"
     );
 
+    // Waits for /readyz to answer `code` with these roles' readiness in its body.
+    let readiness = |what: &'static str, code: u16, roles: &'static [&'static str]| {
+        let ready = &ready;
+        async move {
+            wait_for(what, Duration::from_secs(30), || {
+                let (c, body) = ready();
+                c == code && roles.iter().all(|r| body.contains(r))
+            })
+            .await
+        }
+    };
     // The proxy goes away while nothing is being fetched.
     proxy.stop();
-    wait_for(
-        "not ready with the proxy down",
-        Duration::from_secs(30),
-        || ready().0 == 503,
-    )
-    .await;
-    let (_, body) = ready();
-    assert!(body.contains("\"crawler\":false"), "{body}");
-    assert!(body.contains("\"frontier\":true"), "{body}");
+    const PROXY_DOWN: &[&str] = &["\"crawler\":false", "\"frontier\":true"];
+    readiness("not ready with the proxy down", 503, PROXY_DOWN).await;
     assert_eq!(metric("leakwatch_transport_up"), Some(0.0));
     proxy.restart().await.unwrap();
-    wait_for("ready with the proxy back", Duration::from_secs(30), || {
-        ready().0 == 200
-    })
-    .await;
+    readiness("ready with the proxy back", 200, &[]).await;
 
     // The database goes down: the frontier is not ready (the crawler still is); once it is
     // back, the frontier connects again by itself.
     db.go_down();
-    wait_for(
-        "not ready with the database down",
-        Duration::from_secs(30),
-        || ready().0 == 503,
-    )
-    .await;
-    let (_, body) = ready();
-    assert!(body.contains("\"frontier\":false"), "{body}");
-    assert!(body.contains("\"crawler\":true"), "{body}");
+    const DB_DOWN: &[&str] = &["\"frontier\":false", "\"crawler\":true"];
+    readiness("not ready with the database down", 503, DB_DOWN).await;
     db.come_back();
-    wait_for(
-        "ready with the database back",
-        Duration::from_secs(30),
-        || ready().0 == 200,
-    )
-    .await;
+    readiness("ready with the database back", 200, &[]).await;
     assert_eq!(metric("leakwatch_pages_total"), Some(0.0));
     drop(child);
 }
