@@ -98,6 +98,7 @@ export LEAKWATCH_WARCIO="$PWD/$venv/bin/warcio"
 
 echo "== docker/compose.yaml"
 [ -x "$venv/bin/podman-compose" ] || "$venv/bin/pip" install -q podman-compose==1.6.0
+export LEAKWATCH_PODMAN_COMPOSE="$PWD/$venv/bin/podman-compose"
 LEAKWATCH_RABBITMQ_PASSWORD=checked "$venv/bin/podman-compose" --dry-run -f docker/compose.yaml config >/dev/null
 
 echo "== k8s overlays"

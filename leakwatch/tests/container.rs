@@ -2,7 +2,8 @@
 //! binary, and each role runs as its own container (host network, the host's RabbitMQ, one
 //! shared data dir) against the testbed. The indexer starts before its vhost exists: it is
 //! alive but not ready until the broker lets it in. Every container's `/metrics` moves, the
-//! alerts match the testbed's truth, and every container stops cleanly on SIGTERM.
+//! alerts match the testbed's truth, and every container stops cleanly on SIGTERM. Then
+//! `docker/compose.yaml`'s `demo` profile runs the whole product in one container.
 //!
 //! Needs podman (with runc) and rabbitmqctl, which `scripts/test.sh` installs; without them
 //! the test says that it skipped, and why.
@@ -371,6 +372,58 @@ async fn each_role_in_its_own_container_crawls_alerts_and_reports() {
             deployment.logs()
         );
     }
+    demo_profile_runs_the_product_in_one_container(&deployment.tag);
     drop(deployment);
     tb.shutdown().await;
+}
+
+/// `docker/compose.yaml`'s `demo` profile, run by podman-compose on the image just built:
+/// one read-only container without a network crawls the testbed on its own loopback, alerts
+/// every planted leak and no decoy.
+fn demo_profile_runs_the_product_in_one_container(tag: &str) {
+    let compose = std::env::var("LEAKWATCH_PODMAN_COMPOSE").unwrap_or("podman-compose".into());
+    let project = format!("leakwatch-test-{}", std::process::id());
+    let run = |args: &[&str]| {
+        Command::new(&compose)
+            .arg(format!("--podman-args={}", PODMAN_FLAGS.join(" ")))
+            .args(["-p", &project, "-f"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/compose.yaml"))
+            .args(args)
+            .env("LEAKWATCH_IMAGE", tag)
+            .env("LEAKWATCH_RABBITMQ_PASSWORD", "unused-by-the-demo")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {compose} ({e}); scripts/test.sh installs podman-compose and sets LEAKWATCH_PODMAN_COMPOSE")
+            })
+    };
+    /// The project's volume and network go, whatever the outcome.
+    struct Down<F: Fn(&[&str]) -> Output>(F);
+    impl<F: Fn(&[&str]) -> Output> Drop for Down<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["--profile", "demo", "down", "-v"]);
+        }
+    }
+    let down = Down(run);
+    let out = (down.0)(&["--profile", "demo", "run", "--rm", "-T", "demo"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "compose demo: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("against the testbed's truth:"))
+        .unwrap_or_else(|| panic!("no report in {stdout}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // caught, leaks, decoys alerted as a stolen photo, decoys, as a scene
+    assert!(numbers.len() >= 4, "{line}");
+    assert!(
+        numbers[0] == numbers[1] && numbers[1] > 0,
+        "leaks missed: {line}"
+    );
+    assert_eq!(numbers[2], 0, "a decoy named as a stolen photo: {line}");
 }
