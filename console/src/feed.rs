@@ -1,11 +1,28 @@
 //! Alerts into the console's state: the indexer appends every alert to the data dir's alert
 //! log; the console follows that file from where it last read and adds what is new (by id,
 //! so several consoles sharing one database add each alert once).
+//!
+//! A step that fails (the log unreadable, the state refusing the new alerts) says so with a
+//! [`FeedError`] and leaves its place unchanged, so the next step tries the same lines again;
+//! the console serves what its state holds meanwhile and shows that the feed is behind.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::store::{StateStore, StoreError};
+
+/// Why a step read nothing new into the state.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("alert log {path} unreadable: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("alerts from the alert log not stored: {0}")]
+    Store(#[from] StoreError),
+}
 
 /// Most bytes read per step: a huge backlog is taken in slices.
 const SLICE: u64 = 8 << 20;
@@ -25,15 +42,17 @@ impl AlertFeed {
     }
 
     /// Reads complete new lines and adds their alerts; returns how many were new. A line
-    /// that is not an alert is skipped with a warning; a torn last line waits for its end.
-    pub async fn step(&mut self, store: &StateStore) -> Result<u64, StoreError> {
+    /// that is not an alert is skipped with a warning; a torn last line waits for its end;
+    /// no log yet is nothing new.
+    pub async fn step(&mut self, store: &StateStore) -> Result<u64, FeedError> {
         let (lines, advanced) = match self.read_new() {
             Ok(r) => r,
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %self.path.display(), error = %e, "alert log unreadable");
-                }
-                return Ok(0);
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(FeedError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
             }
         };
         let mut batch = Vec::with_capacity(lines.len());
@@ -50,7 +69,11 @@ impl AlertFeed {
 
     fn read_new(&self) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
         let mut f = std::fs::File::open(&self.path)?;
-        let len = f.metadata()?.len();
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let len = meta.len();
         // A shorter file was replaced: read it from the start.
         let start = if len < self.offset { 0 } else { self.offset };
         if len == start {
@@ -107,5 +130,14 @@ mod tests {
         assert_eq!(feed.step(&store).await.unwrap(), 0);
         // Another console on the same state adds nothing twice.
         assert_eq!(AlertFeed::new(dir.path()).step(&store).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_log_is_an_error_not_nothing_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(None, dir.path()).await.unwrap();
+        std::fs::create_dir(dir.path().join(alerts::ALERTS_FILE)).unwrap();
+        let e = AlertFeed::new(dir.path()).step(&store).await.unwrap_err();
+        assert!(matches!(e, FeedError::Read { .. }), "{e}");
     }
 }

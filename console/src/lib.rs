@@ -13,11 +13,14 @@
 //!
 //! State (alerts with their review, users, sessions, tokens, audit log, negative list) lives
 //! in one database ([`store`]): SQLite in the data dir or a shared PostgreSQL. Alerts come in
-//! from the indexer's alert log ([`feed`]).
+//! from the indexer's alert log ([`feed`]); the negative list goes out to the matchers as a
+//! file in the data dir ([`negatives`]). Users and tokens are added, listed, revoked and
+//! removed here too ([`add_user`], [`create_token`], [`revoke_token`], [`remove_user`]).
 
 pub mod auth;
 pub mod coverage;
 pub mod feed;
+pub mod negatives;
 pub mod store;
 pub mod views;
 pub mod web;
@@ -26,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use store::{StateStore, StoreError, UserRole};
+pub use store::{Removed, StateStore, StoreError, TokenInfo, UserRole};
 pub use web::App;
 
 /// Why the console could not start.
@@ -36,6 +39,8 @@ pub enum ConsoleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] indexer::IndexError),
+    #[error(transparent)]
+    Negatives(#[from] negatives::NegativesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -132,6 +137,12 @@ pub enum UserError {
     Store(#[from] StoreError),
     #[error("no user {0:?}: add it first (leakwatch users add)")]
     NoUser(String),
+    #[error("{0:?} is the last admin: add another admin first (leakwatch users add NAME --role admin --password-stdin)")]
+    LastAdmin(String),
+    #[error("no token has the id or label {0:?} (leakwatch tokens list)")]
+    NoToken(String),
+    #[error("{n} tokens are labelled {label:?} ({ids}): revoke one by its id, or name its user with --user", n = ids.len(), ids = ids.join(", "))]
+    AmbiguousToken { label: String, ids: Vec<String> },
 }
 
 /// Checks and adds a user with an argon2 hash of `password` (the users page and
@@ -166,4 +177,61 @@ pub async fn create_token(
         .await?;
     store.audit(user, "token-created", label).await?;
     Ok(token)
+}
+
+/// Revokes one API token of `user` (or anyone's), named by its id as `leakwatch tokens list`
+/// shows it or by its label; a label several tokens carry is refused. Audited as `actor`.
+pub async fn revoke_token(
+    store: &StateStore,
+    id_or_label: &str,
+    user: Option<&str>,
+    actor: &str,
+) -> Result<TokenInfo, UserError> {
+    let tokens = store.tokens(user).await?;
+    let by_id: Vec<&TokenInfo> = tokens.iter().filter(|t| t.id == id_or_label).collect();
+    let found = if by_id.is_empty() {
+        tokens.iter().filter(|t| t.label == id_or_label).collect()
+    } else {
+        by_id
+    };
+    let token = match found.as_slice() {
+        [] => return Err(UserError::NoToken(id_or_label.to_string())),
+        [one] => (*one).clone(),
+        many => {
+            return Err(UserError::AmbiguousToken {
+                label: id_or_label.to_string(),
+                ids: many.iter().map(|t| t.id.clone()).collect(),
+            })
+        }
+    };
+    if !store.revoke_token(&token.token_hash).await? {
+        return Err(UserError::NoToken(id_or_label.to_string()));
+    }
+    let target = format!("{} {} {}", token.id, token.user, token.label);
+    store.audit(actor, "token-revoked", &target).await?;
+    Ok(token)
+}
+
+/// Removes a user, ending its sessions and revoking its tokens, unless it is the last admin.
+/// Audited as `actor`.
+pub async fn remove_user(
+    store: &StateStore,
+    name: &str,
+    actor: &str,
+) -> Result<Removed, UserError> {
+    if store.user(name).await?.is_none() {
+        return Err(UserError::NoUser(name.to_string()));
+    }
+    let Some(removed) = store.remove_user(name).await? else {
+        return Err(match store.user(name).await? {
+            Some(_) => UserError::LastAdmin(name.to_string()),
+            None => UserError::NoUser(name.to_string()),
+        });
+    };
+    let target = format!(
+        "{name} ({} sessions, {} tokens)",
+        removed.sessions, removed.tokens
+    );
+    store.audit(actor, "user-removed", &target).await?;
+    Ok(removed)
 }

@@ -1,7 +1,9 @@
 //! The console's security over real HTTP: nothing without a login, CSRF tokens and origins
 //! checked on every form, analysts kept out of user management, login attempts limited,
-//! sessions ended by logout, and an audit entry for every search, view and review — with
-//! a searched identifier masked in it.
+//! sessions ended by logout, access revoked at once with a token or a removed user, and an
+//! audit entry for every search, view and review — with a searched identifier masked in it.
+//! Also what a console does with the data dir beside it: pages stay up when the alert log
+//! cannot be read, and the negative list's file is restored from the state at start.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -134,12 +136,7 @@ async fn start(dir: &Path) -> Console {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = console::ConsoleOptions {
-        data_dir: dir.to_path_buf(),
-        state_url: None,
-        paste_hosts: vec![],
-        inventory: Arc::new(console::NoInventory),
-    };
+    let options = options(dir);
     tokio::spawn(async move {
         console::serve(listener, options, async {
             let _ = stopped.await;
@@ -151,6 +148,15 @@ async fn start(dir: &Path) -> Console {
         addr,
         store,
         _stop: stop,
+    }
+}
+
+fn options(dir: &Path) -> console::ConsoleOptions {
+    console::ConsoleOptions {
+        data_dir: dir.to_path_buf(),
+        state_url: None,
+        paste_hosts: vec![],
+        inventory: Arc::new(console::NoInventory),
     }
 }
 
@@ -455,4 +461,168 @@ async fn searches_views_and_reviews_are_audited_without_identifiers_in_clear() {
         ),
         ("confirmed", Some("ana"), Some("same car"))
     );
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_and_a_removed_user_lose_access_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    let api = |token: String| async move {
+        http(
+            c.addr,
+            "GET",
+            "/api/alerts",
+            &[("Authorization", &bearer(&token))],
+            "",
+        )
+        .await
+        .status
+    };
+    let siem = console::create_token(&c.store, "ana", "siem")
+        .await
+        .unwrap();
+    let other = console::create_token(&c.store, "ana", "api").await.unwrap();
+    console::create_token(&c.store, "boss", "api")
+        .await
+        .unwrap();
+    let cookie = session(&c, "ana").await;
+    assert_eq!(api(siem.clone()).await, 200);
+
+    // A label two users' tokens carry names no token until the user is given.
+    let e = console::revoke_token(&c.store, "api", None, "cli")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, console::UserError::AmbiguousToken { .. }),
+        "{e}"
+    );
+    let listed = c.store.tokens(Some("ana")).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|t| !siem.contains(&t.id) && t.id.len() == 12));
+    let by_id = listed
+        .iter()
+        .find(|t| t.label == "siem")
+        .unwrap()
+        .id
+        .clone();
+    let t = console::revoke_token(&c.store, &by_id, None, "cli")
+        .await
+        .unwrap();
+    assert_eq!((t.user.as_str(), t.label.as_str()), ("ana", "siem"));
+    assert_eq!(api(siem).await, 401, "a revoked token is refused at once");
+    assert_eq!(api(other.clone()).await, 200);
+
+    let removed = console::remove_user(&c.store, "ana", "cli").await.unwrap();
+    assert_eq!((removed.sessions, removed.tokens), (1, 1));
+    let page = http(c.addr, "GET", "/alerts", &[("Cookie", &cookie)], "").await;
+    assert_eq!(
+        (page.status, page.header("location")),
+        (303, Some("/login"))
+    );
+    assert_eq!(api(other.clone()).await, 401);
+    // A new user of the same name inherits nothing.
+    console::add_user(&c.store, "ana", console::UserRole::Analyst, PASSWORD.into())
+        .await
+        .unwrap();
+    assert_eq!(api(other).await, 401);
+    let page = http(c.addr, "GET", "/alerts", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 303);
+
+    let e = console::remove_user(&c.store, "boss", "cli")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("last admin"), "{e}");
+    assert!(c.store.user("boss").await.unwrap().is_some());
+    let log = c.store.audit_log(100).await.unwrap();
+    let by_cli = |action: &str| log.iter().any(|e| e.user == "cli" && e.action == action);
+    assert!(by_cli("token-revoked") && by_cli("user-removed"), "{log:?}");
+}
+
+/// Turns the state's writes of new alerts on or off (a full disk, a broken database).
+fn alerts_refused(dir: &Path, refused: bool) {
+    let db = rusqlite::Connection::open(dir.join(console::store::SQLITE_FILE)).unwrap();
+    let sql = if refused {
+        "CREATE TRIGGER refuse BEFORE INSERT ON console_alerts \
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    } else {
+        "DROP TRIGGER refuse"
+    };
+    db.execute_batch(sql).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_stay_up_and_say_the_feed_is_behind_when_alerts_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    let cookie = session(&c, "ana").await;
+    let token = console::create_token(&c.store, "ana", "t").await.unwrap();
+    let get = |path: &'static str| {
+        let cookie = cookie.clone();
+        async move { http(c.addr, "GET", path, &[("Cookie", &cookie)], "").await }
+    };
+    let r = get("/alerts").await;
+    assert!(r.body.contains("cam2-0042") && !r.body.contains("feed-behind"));
+    let id = schema::Alert::id_for(
+        schema::AlertKind::Image,
+        "cam2-0042",
+        "http://x.onion/a.jpg",
+    );
+
+    alerts_refused(dir.path(), true);
+    let b = alerts::image("cam9-0001", "http://y.onion/b.jpg", None, 2, "pdq");
+    let log = dir.path().join(alerts::ALERTS_FILE);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    use std::io::Write;
+    writeln!(f, "{}", serde_json::to_string(&b).unwrap()).unwrap();
+    drop(f);
+    let alert_page = format!("/alerts/{id}");
+    for path in ["/alerts", alert_page.as_str(), "/coverage"] {
+        let r = http(c.addr, "GET", path, &[("Cookie", &cookie)], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.body.contains("id=\"feed-behind\""), "{path}: {}", r.body);
+        assert!(r.body.contains("cam2-0042"), "{path}");
+    }
+    let auth = bearer(&token);
+    for path in ["/api/alerts", "/api/coverage"] {
+        let r = http(c.addr, "GET", path, &[("Authorization", &auth)], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+
+    // The feed catches up once the state takes alerts again.
+    alerts_refused(dir.path(), false);
+    let r = get("/alerts").await;
+    assert!(r.body.contains("cam9-0001") && !r.body.contains("feed-behind"));
+
+    // An alert log that cannot be read is said, not taken for "nothing new".
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let r = get("/alerts").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("feed-behind") && r.body.contains("cam9-0001"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_negative_list_file_is_rebuilt_from_the_state_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = console::store::open(None, dir.path()).await.unwrap();
+    let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+    store.add_negative(&b, "alert-b", "ana").await.unwrap();
+    store.add_negative(&a, "alert-a", "ana").await.unwrap();
+    let file = dir.path().join(alerts::negatives::NEGATIVES_FILE);
+    let want = format!("{a}\n{b}\n");
+    // Lost, then edited by hand: each time the console starts, the file is the state's list.
+    for damage in [None, Some(format!("{a}\n# by hand\n{}\n", "ee".repeat(32)))] {
+        match damage {
+            None => assert!(!file.exists()),
+            Some(text) => std::fs::write(&file, text).unwrap(),
+        }
+        let _console = console::Console::open(options(dir.path())).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), want);
+    }
 }

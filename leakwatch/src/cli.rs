@@ -176,6 +176,14 @@ pub enum UsersCmd {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Remove a user: its sessions end and its API tokens are revoked at once. The last
+    /// admin cannot be removed.
+    Remove {
+        /// The user to remove.
+        name: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// `--role` of `users add`.
@@ -194,6 +202,26 @@ pub enum TokensCmd {
         /// What the token is for (shown in the audit log).
         #[arg(long, default_value = "api")]
         label: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the API tokens: id, user, label and when created (never the token itself).
+    List {
+        /// Only this user's tokens.
+        user: Option<String>,
+        /// One JSON object per token and line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Revoke an API token at once, by its id (as `tokens list` shows it) or its label.
+    Revoke {
+        /// The token's id, or its label when only one token carries it.
+        id_or_label: String,
+        /// Only among this user's tokens (for a label several users' tokens carry).
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         state: StateArgs,
     },

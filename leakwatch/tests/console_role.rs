@@ -1,6 +1,8 @@
 //! The console as a role of a running node (`run --roles all,console`): it listens where
 //! `[console] listen` says, shows the alerts the pipeline beside it raises, shares the data
-//! dir's SQLite state with the frontier, and stops with the node on SIGTERM.
+//! dir's SQLite state with the frontier, and stops with the node on SIGTERM. And who may use
+//! a running console, from the command line: tokens listed (never their secret) and revoked,
+//! users removed, at once.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -148,4 +150,104 @@ async fn the_console_role_serves_the_alerts_of_its_node_and_stops_with_it() {
         std::net::TcpStream::connect(&addr).is_err(),
         "the console stopped with the node"
     );
+}
+
+/// Runs leakwatch on `data` with `stdin`; returns success, stdout and stderr.
+fn leakwatch(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("LEAKWATCH_CONFIG")
+        .env_remove("LEAKWATCH_STATE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_listed_and_revoked_and_users_removed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ok = |args: &[&str]| {
+        let (ok, out, err) = leakwatch(&data, args, "correct horse battery staple\n");
+        assert!(ok, "leakwatch {args:?}: {err}");
+        out
+    };
+    ok(&[
+        "users",
+        "add",
+        "boss",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ]);
+    ok(&["users", "add", "ana", "--password-stdin"]);
+    let siem = ok(&["tokens", "create", "ana", "--label", "siem"]);
+    let other = ok(&["tokens", "create", "ana"]);
+    let listed = ok(&["tokens", "list", "ana"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        !listed.contains(&siem) && !listed.contains(&other),
+        "{listed}"
+    );
+    let json = ok(&["tokens", "list", "--json"]);
+    let siem_id = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|t| t["label"] == "siem" && t["user"] == "ana")
+        .expect("the siem token listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.contains(&format!("{siem_id}\tana\tsiem\t")),
+        "{listed}"
+    );
+
+    let mut console = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .env_remove("LEAKWATCH_STATE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(console.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the console's stderr").unwrap();
+        if let Some(rest) = line.strip_prefix("console on http://") {
+            break rest.trim_end_matches('/').to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let status = |token: &str| get_with(&addr, "/api/alerts", token).0;
+    assert_eq!((status(&siem), status(&other)), (200, 200));
+
+    ok(&["tokens", "revoke", &siem_id]);
+    assert_eq!((status(&siem), status(&other)), (401, 200));
+    let (revoked, _, err) = leakwatch(&data, &["tokens", "revoke", &siem_id], "");
+    assert!(!revoked && err.contains("no token"), "{err}");
+
+    let removed = ok(&["users", "remove", "ana"]);
+    assert!(removed.contains("1 tokens revoked"), "{removed}");
+    assert_eq!(status(&other), 401);
+    assert_eq!(ok(&["tokens", "list"]), "");
+    let (gone, _, err) = leakwatch(&data, &["users", "remove", "boss"], "");
+    assert!(!gone && err.contains("last admin"), "{err}");
+    assert!(ok(&["users", "list"]).starts_with("boss\tadmin"));
+    let _ = console.kill();
+    let _ = console.wait();
 }

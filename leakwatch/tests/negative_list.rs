@@ -1,8 +1,9 @@
 //! A false positive stays quiet: an analyst marks an image alert a false positive with the
 //! negative list (over the console's JSON API, with a token from `leakwatch tokens create`);
 //! the next crawl finds the same image posted at another URL and raises nothing for it,
-//! while a stolen photo posted beside it still alerts. Real binary, real console, real crawl
-//! of a site on loopback.
+//! while a stolen photo posted beside it still alerts — also after the list's file was lost,
+//! since a console writes it again from its state when it starts. Real binary, real console,
+//! real crawl of a site on loopback.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -140,6 +141,22 @@ fn start_console(data: &Path) -> (std::process::Child, String) {
     (child, addr)
 }
 
+/// Starts a console and waits until the negative list's file reads `want`.
+async fn restored_by_a_console(data: &Path, want: &str) {
+    let (mut console, _) = start_console(data);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let file = data.join("negatives.txt");
+    while std::fs::read_to_string(&file).ok().as_deref() != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the negative list was not restored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = console.kill();
+    let _ = console.wait();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_false_positive_on_the_negative_list_never_alerts_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,6 +201,9 @@ async fn a_false_positive_on_the_negative_list_never_alerts_again() {
     );
     let listed = std::fs::read_to_string(data.join("negatives.txt")).unwrap();
     assert_eq!(listed.trim(), schema::sha256_hex(&jpeg(&a)));
+    // The file lost: the next console to start writes it again from its state.
+    std::fs::remove_file(data.join("negatives.txt")).unwrap();
+    restored_by_a_console(&data, &listed).await;
 
     // Day 2: the same image at another URL, and another stolen photo.
     let summary = crawl(&data, &format!("http://{site}/day2"));

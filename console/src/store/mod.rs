@@ -144,6 +144,9 @@ pub trait Db: Send + Sync {
     /// Runs one statement once per row of arguments, in one transaction; returns the number
     /// of rows changed.
     async fn exec_many(&self, sql: &str, rows: &[Vec<Val>]) -> Result<u64, StoreError>;
+    /// Runs statements in order in one transaction (all or none); returns the rows each
+    /// changed.
+    async fn transaction(&self, steps: &[(&str, Vec<Val>)]) -> Result<Vec<u64>, StoreError>;
     /// Runs a query; every row as its values in column order.
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError>;
     /// Applies the steps not yet recorded, each in its own transaction, under a lock that
@@ -245,6 +248,29 @@ pub struct AlertFilter {
     pub page_url: Option<String>,
     pub offset: i64,
     pub limit: i64,
+}
+
+/// An API token as listed: never its secret (nor the hash it is kept as).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// The first [`TOKEN_ID_LEN`] hex digits of the token's hash: enough to name it, nothing
+    /// to log in with.
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub created_at: String,
+    #[serde(skip)]
+    pub(crate) token_hash: String,
+}
+
+/// Hex digits of a token's hash that make its id.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// What removing a user took away with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub sessions: u64,
+    pub tokens: u64,
 }
 
 /// One row of the audit log.
@@ -632,6 +658,79 @@ impl StateStore {
             )
             .await?;
         Ok(())
+    }
+
+    /// The API tokens (of `user`, or everyone's), oldest first.
+    pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT token_hash, user_name, label, created_at FROM console_tokens
+                 WHERE user_name = COALESCE($1, user_name) ORDER BY created_at, token_hash",
+                &[user.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let token_hash = text(r, 0)?;
+                Ok(TokenInfo {
+                    id: token_hash.chars().take(TOKEN_ID_LEN).collect(),
+                    user: text(r, 1)?,
+                    label: text(r, 2)?,
+                    created_at: text(r, 3)?,
+                    token_hash,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the token with this hash; returns whether there was one.
+    pub async fn revoke_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let n = self
+            .db
+            .exec(
+                "DELETE FROM console_tokens WHERE token_hash = $1",
+                &[token_hash.into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Removes a user with its sessions and tokens, in one transaction, unless it is the last
+    /// admin. `None`: no such user, or the last admin (the caller tells which).
+    pub async fn remove_user(&self, name: &str) -> Result<Option<Removed>, StoreError> {
+        let n = || vec![Val::from(name)];
+        let changed = self
+            .db
+            .transaction(&[
+                // A no-op write on every admin row: two removals of two admins at once take
+                // turns here (a row lock in PostgreSQL, the write lock in SQLite), so the
+                // second counts what the first left.
+                (
+                    "UPDATE console_users SET role = role WHERE role = 'admin'",
+                    vec![],
+                ),
+                (
+                    "DELETE FROM console_users WHERE name = $1 AND (role <> 'admin' OR
+                     (SELECT COUNT(*) FROM console_users WHERE role = 'admin') > 1)",
+                    n(),
+                ),
+                (
+                    "DELETE FROM console_sessions WHERE user_name = $1
+                     AND NOT EXISTS (SELECT 1 FROM console_users WHERE name = $1)",
+                    n(),
+                ),
+                (
+                    "DELETE FROM console_tokens WHERE user_name = $1
+                     AND NOT EXISTS (SELECT 1 FROM console_users WHERE name = $1)",
+                    n(),
+                ),
+            ])
+            .await?;
+        Ok((changed[1] > 0).then(|| Removed {
+            sessions: changed[2],
+            tokens: changed[3],
+        }))
     }
 
     /// The user an API token belongs to.

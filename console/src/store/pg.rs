@@ -104,6 +104,18 @@ impl Db for PgDb {
         Ok(n)
     }
 
+    async fn transaction(&self, steps: &[(&str, Vec<Val>)]) -> Result<Vec<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let mut changed = Vec::with_capacity(steps.len());
+        for (sql, args) in steps {
+            let p = params(args);
+            changed.push(tx.execute(*sql, &refs(&p)).await?);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         let p = params(args);
         let rows = self.client().await?.query(sql, &refs(&p)).await?;

@@ -106,6 +106,27 @@ impl Db for SqliteDb {
         .await
     }
 
+    async fn transaction(&self, steps: &[(&str, Vec<Val>)]) -> Result<Vec<u64>, StoreError> {
+        let steps: Vec<(String, Vec<SqlValue>)> = steps
+            .iter()
+            .map(|(s, a)| (s.to_string(), bind(a)))
+            .collect();
+        self.with(move |c| {
+            // IMMEDIATE: the write lock first, so what a step reads no other writer changes.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut changed = Vec::with_capacity(steps.len());
+            for (sql, args) in steps {
+                let n = tx
+                    .prepare_cached(&sql)?
+                    .execute(rusqlite::params_from_iter(args))?;
+                changed.push(n as u64);
+            }
+            tx.commit()?;
+            Ok(changed)
+        })
+        .await
+    }
+
     async fn rows(&self, sql: &str, args: &[Val]) -> Result<Vec<Vec<Val>>, StoreError> {
         let (sql, args) = (sql.to_string(), bind(args));
         self.with(move |c| {

@@ -211,6 +211,8 @@ async fn exercise(a: StateStore, b: StateStore) {
     assert_eq!(b.token_user("h1").await.unwrap().as_deref(), Some("ana"));
     assert!(b.token_user("h2").await.unwrap().is_none());
 
+    tokens_and_removal(&a, &b, &live).await;
+
     a.audit("ana", "search", "q=foo").await.unwrap();
     b.audit("ana", "view", "alert x").await.unwrap();
     let log = a.audit_log(10).await.unwrap();
@@ -219,6 +221,64 @@ async fn exercise(a: StateStore, b: StateStore) {
         (log[0].action.as_str(), log[1].action.as_str()),
         ("view", "search")
     );
+}
+
+/// Tokens are listed without their secret and revoked; a user goes with its sessions and
+/// tokens, but never the last admin, even when two admins are removed at once.
+async fn tokens_and_removal(a: &StateStore, b: &StateStore, live: &Session) {
+    a.add_user("boss", UserRole::Admin, "h").await.unwrap();
+    a.add_user("root", UserRole::Admin, "h").await.unwrap();
+    a.add_token("b1b1b1b1b1b1b1b1", "boss", "siem")
+        .await
+        .unwrap();
+    let mut listed: Vec<(String, String, String)> = b
+        .tokens(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.id, t.user, t.label))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("b1b1b1b1b1b1".into(), "boss".into(), "siem".into()),
+            ("h1".into(), "ana".into(), "siem".into())
+        ]
+    );
+    assert_eq!(b.tokens(Some("ana")).await.unwrap().len(), 1);
+    assert!(a.revoke_token("b1b1b1b1b1b1b1b1").await.unwrap());
+    assert!(!b.revoke_token("b1b1b1b1b1b1b1b1").await.unwrap());
+    assert!(b.token_user("b1b1b1b1b1b1b1b1").await.unwrap().is_none());
+
+    let s2 = Session {
+        token_hash: "t2".into(),
+        ..live.clone()
+    };
+    a.add_session(&s2).await.unwrap();
+    assert_eq!(
+        b.remove_user("ana").await.unwrap(),
+        Some(Removed {
+            sessions: 1,
+            tokens: 1
+        })
+    );
+    assert!(a.session("t2").await.unwrap().is_none());
+    assert!(a.token_user("h1").await.unwrap().is_none());
+    assert_eq!(a.remove_user("ana").await.unwrap(), None, "gone already");
+    let (x, y) = tokio::join!(a.remove_user("boss"), b.remove_user("root"));
+    let removed = [x.unwrap(), y.unwrap()];
+    assert_eq!(
+        removed.iter().filter(|r| r.is_some()).count(),
+        1,
+        "one admin stays: {removed:?}"
+    );
+    let admins = a.users().await.unwrap();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(a.remove_user(&admins[0].name).await.unwrap(), None);
+    a.add_user("ana", UserRole::Analyst, "$argon2id$x")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

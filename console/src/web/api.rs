@@ -1,6 +1,7 @@
 //! The JSON API: the console's data for other systems, with per-user bearer tokens
 //! (`leakwatch tokens create USER`), described by `console/openapi.json` (served at
-//! `/openapi.json`; the tests check the server against it).
+//! `/openapi.json`; the tests check the server against it). A failing alert feed fails no
+//! request: the answer is what the state holds, and the console's log says the feed is behind.
 
 use std::sync::Arc;
 
@@ -15,9 +16,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{App, ReviewError, ReviewRequest, SearchError, SearchParams};
+use super::{AlertsParams, App, ReviewError, ReviewRequest, SearchError, SearchParams};
 use crate::auth;
-use crate::store::AlertFilter;
 
 /// The API's description.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -125,17 +125,6 @@ async fn search(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct AlertsParams {
-    state: String,
-    kind: String,
-    label: String,
-    site: String,
-    offset: i64,
-    limit: Option<i64>,
-}
-
 async fn alerts(
     State(app): State<Arc<App>>,
     ApiUser(u): ApiUser,
@@ -145,19 +134,8 @@ async fn alerts(
         Ok(p) => p,
         Err(e) => return bad_query(e),
     };
-    if let Err(e) = app.sync_alerts().await {
-        return store_error(e);
-    }
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let f = AlertFilter {
-        state: some(&p.state),
-        kind: some(&p.kind),
-        label: some(&p.label),
-        site: some(&p.site),
-        page_url: None,
-        offset: p.offset.max(0),
-        limit: p.limit.unwrap_or(100).clamp(1, 500),
-    };
+    app.catch_up().await;
+    let f = p.filter(p.limit.unwrap_or(100).clamp(1, 500));
     app.audit(
         &u,
         "list-alerts",
@@ -180,9 +158,7 @@ async fn alert(
     ApiUser(u): ApiUser,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = app.sync_alerts().await {
-        return store_error(e);
-    }
+    app.catch_up().await;
     app.audit(&u, "view-alert", &format!("api {id}")).await;
     match app.store.alert(&id).await {
         Ok(Some(a)) => Json(a).into_response(),
@@ -232,9 +208,7 @@ async fn review(
 }
 
 async fn coverage(State(app): State<Arc<App>>, ApiUser(u): ApiUser) -> Response {
-    if let Err(e) = app.sync_alerts().await {
-        return store_error(e);
-    }
+    app.catch_up().await;
     app.audit(&u, "view-coverage", "api").await;
     match app.coverage().await {
         Ok(c) => Json(c).into_response(),

@@ -1,12 +1,12 @@
 //! The HTTP side: routes, the security headers every response carries, who is asking
 //! (session cookie for pages, bearer token for the API), and the operations pages and API
-//! share (search, review, coverage).
+//! share (catching up with the alert log, alert listing parameters, search, review with the
+//! negative list, coverage).
 
 mod api;
 mod forms;
 mod pages;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use indexer::{ImageDoc, PageIndex, SearchPage, SearchRequest};
 use serde::Serialize;
 
 use crate::auth::{self, LoginLimiter};
-use crate::feed::AlertFeed;
+use crate::feed::{AlertFeed, FeedError};
+use crate::negatives::NegativesFile;
 use crate::store::{AlertFilter, StateStore, StoreError, UserRole, STATES};
 use crate::views::Views;
 use crate::{ConsoleError, ConsoleOptions, Inventory};
@@ -51,15 +52,23 @@ pub struct App {
     limiter: LoginLimiter,
     /// Password checks running at once.
     verifying: tokio::sync::Semaphore,
-    data_dir: PathBuf,
+    negatives: NegativesFile,
     paste_hosts: Vec<String>,
     inventory: Arc<dyn Inventory>,
     feed: tokio::sync::Mutex<AlertFeed>,
 }
 
+/// What a page says when the alert log could not be read just now.
+pub const FEED_BEHIND: &str = "The alert feed is behind: new alerts could not be read from \
+     the alert log just now, so the newest may be missing here. The console's log says why.";
+
 impl App {
+    /// Opens the state and the index, and writes the negative list's file afresh from the
+    /// state (a lost or edited file is restored).
     pub async fn open(o: ConsoleOptions) -> Result<Arc<App>, ConsoleError> {
         let store = crate::store::open(o.state_url.as_deref(), &o.data_dir).await?;
+        let negatives = NegativesFile::new(&o.data_dir);
+        negatives.rewrite(&store).await?;
         let dir = o.data_dir.clone();
         let index = tokio::task::spawn_blocking(move || PageIndex::open(&dir))
             .await
@@ -71,15 +80,28 @@ impl App {
             limiter: LoginLimiter::new(Duration::from_secs(300), 5, 30),
             verifying: tokio::sync::Semaphore::new(4),
             feed: tokio::sync::Mutex::new(AlertFeed::new(&o.data_dir)),
-            data_dir: o.data_dir,
+            negatives,
             paste_hosts: o.paste_hosts,
             inventory: o.inventory,
         }))
     }
 
     /// Reads new alerts from the alert log into the state.
-    pub async fn sync_alerts(&self) -> Result<u64, StoreError> {
+    pub async fn sync_alerts(&self) -> Result<u64, FeedError> {
         self.feed.lock().await.step(&self.store).await
+    }
+
+    /// Reads new alerts before a request that shows them. A failure fails no request: what
+    /// the state holds is served, the failure is logged, and the page says the feed is
+    /// behind ([`FEED_BEHIND`], returned here).
+    pub async fn catch_up(&self) -> Option<&'static str> {
+        match self.sync_alerts().await {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert feed behind: serving what the state holds");
+                Some(FEED_BEHIND)
+            }
+        }
     }
 
     /// Keeps reading the alert log in the background.
@@ -259,6 +281,35 @@ pub fn check_post(headers: &HeaderMap, form_csrf: Option<&str>, expected: &str) 
     same_origin && form_csrf.is_some_and(|t| auth::same_token(t, expected))
 }
 
+/// Alert listing parameters, from the query string of the page or the API.
+#[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
+#[serde(default)]
+pub struct AlertsParams {
+    pub state: String,
+    pub kind: String,
+    pub label: String,
+    pub site: String,
+    pub offset: i64,
+    /// The API's page size (the page's is fixed).
+    pub limit: Option<i64>,
+}
+
+impl AlertsParams {
+    /// The listing these parameters ask for, `limit` alerts from their offset.
+    pub fn filter(&self, limit: i64) -> AlertFilter {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        AlertFilter {
+            state: some(&self.state),
+            kind: some(&self.kind),
+            label: some(&self.label),
+            site: some(&self.site),
+            page_url: None,
+            offset: self.offset.max(0),
+            limit,
+        }
+    }
+}
+
 /// Search parameters, from the query string of the page or the API.
 #[derive(Debug, Clone, Default, serde::Deserialize, Serialize)]
 #[serde(default)]
@@ -391,8 +442,8 @@ impl App {
     /// Reviews alerts; with `negative`, their images never alert again. Returns how many
     /// alerts were reviewed.
     pub async fn review(&self, who: &str, r: &ReviewRequest<'_>) -> Result<u64, ReviewError> {
-        // An alert appended a moment ago can be reviewed already.
-        self.sync_alerts().await.map_err(ReviewError::Store)?;
+        // An alert appended a moment ago can be reviewed already (when the feed works).
+        self.catch_up().await;
         let state = if r.negative {
             "false_positive"
         } else {
@@ -458,9 +509,14 @@ impl App {
             self.audit(who, "negative-list", &format!("{id} sha256:{}", img.sha256))
                 .await;
         }
-        let all = self.store.negatives().await.map_err(ReviewError::Store)?;
-        alerts::negatives::write(&self.data_dir, &all)
-            .map_err(|e| ReviewError::Input(format!("the negative list could not be written: {e}")))
+        match self.negatives.rewrite(&self.store).await {
+            Ok(_) => Ok(()),
+            Err(crate::negatives::NegativesError::Store(e)) => Err(ReviewError::Store(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "negative list not written");
+                Err(ReviewError::Input(e.to_string()))
+            }
+        }
     }
 }
 

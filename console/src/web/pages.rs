@@ -1,5 +1,7 @@
 //! The HTML pages: login, alerts and their review, search and stored pages, coverage, and
 //! (for admins) users and the audit log. Every handler that shows data writes an audit entry.
+//! The pages that show alerts read new ones first; when the alert feed fails they show what
+//! the state holds, under a banner saying the feed is behind.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +17,8 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 
 use super::{
-    check_post, cookie, internal, set_cookie, App, FormData, ReviewError, ReviewRequest,
-    SearchError, SearchParams, Viewer, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
+    check_post, cookie, internal, set_cookie, AlertsParams, App, FormData, ReviewError,
+    ReviewRequest, SearchError, SearchParams, Viewer, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
 };
 use crate::auth;
 use crate::store::{AlertFilter, Session, UserRole, STATES};
@@ -85,6 +87,16 @@ fn bad_form(app: &App, v: &Viewer) -> Response {
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form's security token is missing or stale. Go back, reload the page and try again.",
+    )
+}
+
+fn no_such_alert(app: &App, v: &Viewer) -> Response {
+    message(
+        app,
+        Some(v),
+        StatusCode::NOT_FOUND,
+        "No such alert",
+        "There is no alert with this id.",
     )
 }
 
@@ -204,16 +216,6 @@ async fn logout(
     res
 }
 
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-#[serde(default)]
-struct AlertsParams {
-    state: String,
-    kind: String,
-    label: String,
-    site: String,
-    offset: i64,
-}
-
 fn query_string(pairs: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
@@ -223,19 +225,8 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 }
 
 async fn alerts(State(app): State<Arc<App>>, v: Viewer, Query(p): Query<AlertsParams>) -> Response {
-    if let Err(e) = app.sync_alerts().await {
-        return internal(e);
-    }
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let f = AlertFilter {
-        state: some(&p.state),
-        kind: some(&p.kind),
-        label: some(&p.label),
-        site: some(&p.site),
-        page_url: None,
-        offset: p.offset.max(0),
-        limit: PER_PAGE,
-    };
+    let behind = app.catch_up().await;
+    let f = p.filter(PER_PAGE);
     let (total, rows) = match app.store.alerts(&f).await {
         Ok(r) => r,
         Err(e) => return internal(e),
@@ -259,7 +250,7 @@ async fn alerts(State(app): State<Arc<App>>, v: Viewer, Query(p): Query<AlertsPa
     let ctx = context! {
         alerts => rows, total => total, f => p, states => STATES, kinds => KINDS,
         prev => prev, next => next, back => at(f.offset), notice => Value::from(()),
-        ..base(&v, "alerts", "Alerts")
+        feed_behind => behind, ..base(&v, "alerts", "Alerts")
     };
     app.render("alerts.html", ctx)
 }
@@ -297,13 +288,7 @@ async fn bulk_review(
             "Review not saved",
             &m,
         ),
-        Err(ReviewError::NotFound) => message(
-            &app,
-            Some(&v),
-            StatusCode::NOT_FOUND,
-            "No such alert",
-            "There is no alert with this id.",
-        ),
+        Err(ReviewError::NotFound) => no_such_alert(&app, &v),
         Err(ReviewError::Store(e)) => internal(e),
     }
 }
@@ -332,20 +317,10 @@ async fn alert_page(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    if let Err(e) = app.sync_alerts().await {
-        return internal(e);
-    }
+    let behind = app.catch_up().await;
     let a = match app.store.alert(id).await {
         Ok(Some(a)) => a,
-        Ok(None) => {
-            return message(
-                app,
-                Some(v),
-                StatusCode::NOT_FOUND,
-                "No such alert",
-                "There is no alert with this id.",
-            )
-        }
+        Ok(None) => return no_such_alert(app, v),
         Err(e) => return internal(e),
     };
     let span = match app.seen_span(&a.kind, &a.label).await {
@@ -372,7 +347,7 @@ async fn alert_page(
     let ctx = context! {
         a => a, others => others, first_seen => first_seen, last_seen => last_seen,
         image => image, states => STATES, notice => notice, error => error,
-        ..base(v, "alerts", "Alert")
+        feed_behind => behind, ..base(v, "alerts", "Alert")
     };
     (status, app.render("alert.html", ctx)).into_response()
 }
@@ -395,24 +370,12 @@ async fn review(
         negative: form.get("negative").is_some_and(|n| n == "1"),
     };
     match app.review(&v.name, &r).await {
-        Ok(0) => message(
-            &app,
-            Some(&v),
-            StatusCode::NOT_FOUND,
-            "No such alert",
-            "There is no alert with this id.",
-        ),
+        Ok(0) => no_such_alert(&app, &v),
         Ok(_) => Redirect::to(&format!("/alerts/{}?saved=1", urlencode(&id))).into_response(),
         Err(ReviewError::Input(m)) => {
             alert_page(&app, &v, &id, StatusCode::BAD_REQUEST, None, Some(&m)).await
         }
-        Err(ReviewError::NotFound) => message(
-            &app,
-            Some(&v),
-            StatusCode::NOT_FOUND,
-            "No such alert",
-            "There is no alert with this id.",
-        ),
+        Err(ReviewError::NotFound) => no_such_alert(&app, &v),
         Err(ReviewError::Store(e)) => internal(e),
     }
 }
@@ -547,9 +510,7 @@ async fn page(State(app): State<Arc<App>>, v: Viewer, Query(p): Query<PageParams
 }
 
 async fn coverage(State(app): State<Arc<App>>, v: Viewer) -> Response {
-    if let Err(e) = app.sync_alerts().await {
-        return internal(e);
-    }
+    let behind = app.catch_up().await;
     let c = match app.coverage().await {
         Ok(c) => c,
         Err(e) => return internal(e),
@@ -560,7 +521,7 @@ async fn coverage(State(app): State<Arc<App>>, v: Viewer) -> Response {
         photos => c.photos, photos_total => c.photos_total, identifiers => c.identifiers,
         identifiers_total => c.identifiers_total, scenes => c.scenes, sightings => c.sightings,
         first_seen => c.first_seen, sites => c.sites, surfaced => c.surfaced, chart => chart,
-        ..base(&v, "coverage", "Coverage")
+        feed_behind => behind, ..base(&v, "coverage", "Coverage")
     };
     app.render("coverage.html", ctx)
 }

@@ -1,4 +1,5 @@
-//! `leakwatch console`, `users` and `tokens`: the analysts' console and who may use it.
+//! `leakwatch console`, `users` and `tokens`: the analysts' console and who may use it
+//! (adding, listing and removing users; creating, listing and revoking API tokens).
 
 use std::io::BufRead;
 use std::path::Path;
@@ -8,6 +9,9 @@ use anyhow::Context;
 use node::Config;
 
 use crate::cli::{ConsoleArgs, TokensCmd, UserRoleArg, UsersCmd};
+
+/// Who the audit log names for what is done on the command line.
+const CLI: &str = "cli";
 
 /// Serves the console until SIGTERM or Ctrl-C.
 pub async fn serve(
@@ -38,18 +42,15 @@ pub async fn users(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
             name, role, state, ..
         } => {
             let store = open(data_dir, state.state_url.as_deref()).await?;
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("cannot read the password from stdin")?;
-            let password = password.trim_end_matches(['\n', '\r']).to_string();
-            let role = match role {
-                UserRoleArg::Analyst => console::UserRole::Analyst,
-                UserRoleArg::Admin => console::UserRole::Admin,
-            };
-            console::add_user(&store, &name, role, password).await?;
-            println!("added {name} ({})", role.as_str());
+            add_user(&store, &name, role).await?;
+        }
+        UsersCmd::Remove { name, state } => {
+            let store = open(data_dir, state.state_url.as_deref()).await?;
+            let r = console::remove_user(&store, &name, CLI).await?;
+            println!(
+                "removed {name}: {} sessions ended, {} tokens revoked",
+                r.sessions, r.tokens
+            );
         }
         UsersCmd::List { json, state } => {
             let store = open(data_dir, state.state_url.as_deref()).await?;
@@ -65,11 +66,56 @@ pub async fn users(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Adds a user with the password on the first line of stdin.
+async fn add_user(
+    store: &console::StateStore,
+    name: &str,
+    role: UserRoleArg,
+) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    let role = match role {
+        UserRoleArg::Analyst => console::UserRole::Analyst,
+        UserRoleArg::Admin => console::UserRole::Admin,
+    };
+    console::add_user(store, name, role, password).await?;
+    println!("added {name} ({})", role.as_str());
+    Ok(())
+}
+
 pub async fn tokens(data_dir: &Path, cmd: TokensCmd) -> anyhow::Result<ExitCode> {
-    let TokensCmd::Create { user, label, state } = cmd;
-    let store = open(data_dir, state.state_url.as_deref()).await?;
-    let token = console::create_token(&store, &user, &label).await?;
-    eprintln!("API token for {user} (shown once; send it as `Authorization: Bearer TOKEN`):");
-    println!("{token}");
+    match cmd {
+        TokensCmd::Create { user, label, state } => {
+            let store = open(data_dir, state.state_url.as_deref()).await?;
+            let token = console::create_token(&store, &user, &label).await?;
+            eprintln!(
+                "API token for {user} (shown once; send it as `Authorization: Bearer TOKEN`):"
+            );
+            println!("{token}");
+        }
+        TokensCmd::List { user, json, state } => {
+            let store = open(data_dir, state.state_url.as_deref()).await?;
+            for t in store.tokens(user.as_deref()).await? {
+                if json {
+                    println!("{}", serde_json::to_string(&t)?);
+                } else {
+                    println!("{}\t{}\t{}\t{}", t.id, t.user, t.label, t.created_at);
+                }
+            }
+        }
+        TokensCmd::Revoke {
+            id_or_label,
+            user,
+            state,
+        } => {
+            let store = open(data_dir, state.state_url.as_deref()).await?;
+            let t = console::revoke_token(&store, &id_or_label, user.as_deref(), CLI).await?;
+            println!("revoked token {} of {} ({})", t.id, t.user, t.label);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
