@@ -8,11 +8,14 @@
 //! record = label (u16 length + UTF-8) | source sha256 (32) | width u32 | height u32
 //!        | imported_at (u16 length + RFC 3339) | flags u8 | quality u8
 //!        | region count u8 | region hashes (32 each) | [legacy dct256 (32), skipped] | [signature]
-//!        | [colour grid (288)]
+//!        | [colour grid (288)] | [detail print (2,016)]
 //! ```
 //!
 //! Optional parts are present when their flag is set; a bank written before the colour grid
-//! existed reads as fingerprints without one (judged on luminance alone).
+//! existed reads as fingerprints without one (judged on luminance alone). Version 3 added
+//! the detail print ([`crate::detail`]); a version-2 bank still opens, its photos without
+//! one (judged as before it existed: re-import them into a new data dir to get it), and a
+//! build that reads only version 2 refuses a version-3 bank with a clear error.
 //!
 //! All integers little-endian. The file is written atomically (temporary file, fsync, rename)
 //! and its checksum is verified on open, so a torn or corrupted bank is a clear error, never a
@@ -34,6 +37,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::colour::ColourGrid;
+use crate::detail::Detail;
 use crate::grid::Signature;
 use crate::hashing::Hash256;
 use crate::lookup::LookupError;
@@ -44,7 +48,9 @@ pub const JOURNAL_FILE: &str = "fingerprints.journal";
 const V1_FILE: &str = "fingerprints.json";
 const MAGIC: &[u8; 8] = b"LWFPBANK";
 const JOURNAL_MAGIC: &[u8; 8] = b"LWFPJRNL";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// The oldest version still read: its records are version 3's without a detail print.
+const OLDEST_READ: u32 = 2;
 const MAX_LABEL: usize = 1024;
 const MAX_REGIONS: usize = 16;
 
@@ -54,6 +60,7 @@ const FLAG_LEGACY_DCT256: u8 = 1;
 const FLAG_SIGNATURE: u8 = 2;
 const FLAG_FROM_HASHES: u8 = 4;
 const FLAG_COLOUR: u8 = 8;
+const FLAG_DETAIL: u8 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BankError {
@@ -66,7 +73,8 @@ pub enum BankError {
     #[error("fingerprint bank {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "fingerprint bank {path} has format version {found}; this build reads version {VERSION}. \
+        "fingerprint bank {path} has format version {found}; this build reads versions \
+         {OLDEST_READ} to {VERSION}. \
          Re-import the stolen images (or their hashes) into a new data dir"
     )]
     Version { path: PathBuf, found: u32 },
@@ -107,6 +115,9 @@ pub struct Fingerprint {
     /// The colour print ([`crate::colour`]); `None` for a grey photo or a bare hash.
     #[serde(skip)]
     pub colour: Option<ColourGrid>,
+    /// The detail print ([`crate::detail`]); `None` for a bare hash or a bank of version 2.
+    #[serde(skip)]
+    pub detail: Option<Detail>,
 }
 
 fn hex_list<S: serde::Serializer>(v: &[Hash256], s: S) -> Result<S::Ok, S::Error> {
@@ -145,6 +156,9 @@ impl Fingerprint {
         if self.colour.is_some() {
             flags |= FLAG_COLOUR;
         }
+        if self.detail.is_some() {
+            flags |= FLAG_DETAIL;
+        }
         out.push(flags);
         out.push(self.quality);
         let n = self.regions.len().min(MAX_REGIONS);
@@ -157,6 +171,9 @@ impl Fingerprint {
         }
         if let Some(c) = &self.colour {
             out.extend_from_slice(&c.to_bytes());
+        }
+        if let Some(d) = &self.detail {
+            out.extend_from_slice(&d.to_bytes());
         }
     }
 
@@ -195,6 +212,14 @@ impl Fingerprint {
         } else {
             None
         };
+        let detail = if flags & FLAG_DETAIL != 0 {
+            Some(
+                Detail::from_bytes(r.take(crate::detail::BYTES)?)
+                    .ok_or_else(|| format!("{label}: bad detail print"))?,
+            )
+        } else {
+            None
+        };
         Ok(Fingerprint {
             label,
             sha256,
@@ -210,6 +235,7 @@ impl Fingerprint {
             regions,
             signature,
             colour,
+            detail,
         })
     }
 }
@@ -492,7 +518,7 @@ fn parse_bank(bytes: &[u8]) -> Result<Vec<Fingerprint>, ParseError> {
     }
     let mut r = Reader { buf: bytes, pos: 8 };
     let version = r.u32().map_err(corrupt)?;
-    if version != VERSION {
+    if !(OLDEST_READ..=VERSION).contains(&version) {
         return Err(ParseError::Version(version));
     }
     if bytes.len() < 20 + 32 {
@@ -533,7 +559,7 @@ fn parse_journal(bytes: &[u8]) -> Result<(Vec<Fingerprint>, usize), String> {
     }
     let mut r = Reader { buf: bytes, pos: 8 };
     let version = r.u32()?;
-    if version != VERSION {
+    if !(OLDEST_READ..=VERSION).contains(&version) {
         return Err(format!("journal version {version}"));
     }
     let mut out = Vec::new();
@@ -658,6 +684,16 @@ mod tests {
                     crate::colour::ColourGrid::of(crate::colour::Chroma::of(&rgb).as_ref())
                 })
                 .flatten(),
+            detail: sig.then(|| {
+                let plane = crate::views::Plane::from_luma(
+                    32,
+                    32,
+                    (0..1024)
+                        .map(|i| ((i * 11 + fill as usize) % 7) as f32)
+                        .collect(),
+                );
+                Detail::of(&plane, &plane.full())
+            }),
         }
     }
 
@@ -731,6 +767,30 @@ mod tests {
         std::fs::write(dir.path().join(V1_FILE), b"{}").unwrap();
         let e = Bank::open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("version 1") && e.contains("Re-import"), "{e}");
+    }
+
+    #[test]
+    fn a_version_2_bank_opens_without_detail_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = fp("a", 1, 0, true);
+        old.detail = None;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        old.encode(&mut bytes);
+        let sum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum);
+        std::fs::write(dir.path().join(BANK_FILE), &bytes).unwrap();
+        let b = Bank::open(dir.path()).unwrap();
+        assert_eq!(b.fingerprints(), &[old]);
+        // Saved again, it is a version-3 bank; new photos carry their detail print.
+        let mut b = b;
+        assert!(b.insert(fp("b", 2, 5, true)));
+        b.save().unwrap();
+        let again = Bank::open(dir.path()).unwrap();
+        assert!(again.get(0).unwrap().detail.is_none() && again.get(1).unwrap().detail.is_some());
+        let raw = std::fs::read(dir.path().join(BANK_FILE)).unwrap();
+        assert_eq!(raw[8..12], VERSION.to_le_bytes());
     }
 
     #[test]

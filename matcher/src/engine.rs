@@ -12,6 +12,8 @@
 //! 2. **Verification** of each candidate with its spatial [`grid::Signature`], weighted by what
 //!    the bank says is that photo's own content, with a small search over framings. The score
 //!    decides, so two cars from one camera — near in every global hash — are told apart.
+//!    A candidate that could be named is also compared on its [`crate::detail`] print, where
+//!    plates and drivers are resolved, for [`crate::identity`] to judge.
 //!
 //! Fingerprints imported as bare hashes (no signature) are decided by hash distance alone, at
 //! a stricter threshold.
@@ -21,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::colour::{Chroma, ColourGrid};
+use crate::detail::{Detail, DetailWeights};
 use crate::grid::{self, Signature, Weights};
 use crate::hashing::{hamming, Hash256};
 use crate::views::{self, Orientation, Plane, Rect, View};
@@ -102,6 +105,7 @@ pub struct Prints {
     pub signature: Signature,
     /// Colour print, when the photo has colour.
     pub colour: Option<ColourGrid>,
+    pub detail: Detail,
 }
 
 impl Prints {
@@ -125,6 +129,7 @@ impl Prints {
             quality,
             signature: Signature::of(plane, &full),
             colour: ColourGrid::of(chroma),
+            detail: Detail::of(plane, &full),
         }
     }
 }
@@ -411,6 +416,8 @@ impl Default for Params {
 /// What the bank says about one photo, learned from its siblings on first use.
 struct Learned {
     weights: Weights,
+    /// Weights of the detail print, when the photo has one.
+    detail: Option<DetailWeights>,
     /// Bank index naming the photo's camera cluster ([`Engine::cluster`]).
     cluster: usize,
 }
@@ -426,6 +433,7 @@ pub struct Entry {
     pub regions: Vec<Hash256>,
     pub signature: Option<Signature>,
     pub colour: Option<ColourGrid>,
+    pub detail: Option<Detail>,
 }
 
 /// Where the engine reads the fingerprints: parsed into memory (small banks, tests, an
@@ -513,6 +521,13 @@ impl Store {
         }
     }
 
+    fn detail(&self, i: usize) -> Option<Cow<'_, Detail>> {
+        match self {
+            Store::Memory { entries, .. } => entries.get(i)?.detail.as_ref().map(Cow::Borrowed),
+            Store::Mapped(l) => l.detail(i).map(Cow::Owned),
+        }
+    }
+
     fn label(&self, i: usize) -> Option<String> {
         match self {
             Store::Memory { entries, .. } => entries.get(i).map(|e| e.label.clone()),
@@ -560,6 +575,13 @@ pub struct Evidence {
     /// Disagreement with the photo's camera background ([`grid::scene`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scene: Option<f32>,
+    /// Worst window of the detail print, and the worst window apart from it
+    /// ([`crate::detail::windows`]); measured only for a candidate that matches and agrees
+    /// in everything else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail2: Option<f32>,
 }
 
 impl Engine {
@@ -573,6 +595,7 @@ impl Engine {
                 regions: fp.regions.clone(),
                 signature: fp.signature.clone(),
                 colour: fp.colour.clone(),
+                detail: fp.detail.clone(),
             })
             .collect();
         Engine::new(entries, params)
@@ -659,6 +682,14 @@ impl Engine {
             .collect();
         let refs: Vec<&Signature> = sibs.iter().map(|(_, s)| s.as_ref()).collect();
         let weights = Weights::new(&own, &refs);
+        let detail = self.store.detail(i).map(|d| {
+            let sib: Vec<Cow<'_, Detail>> = sibs
+                .iter()
+                .filter_map(|(j, _)| self.store.detail(*j))
+                .collect();
+            let refs: Vec<&Detail> = sib.iter().map(|d| d.as_ref()).collect();
+            DetailWeights::new(&d, &refs)
+        });
         // The camera's cluster: this photo and the siblings that share its background, named
         // after the first of them in the bank.
         let cluster = sibs
@@ -668,7 +699,11 @@ impl Engine {
             .chain([i])
             .min()
             .unwrap_or(i);
-        Some(Learned { weights, cluster })
+        Some(Learned {
+            weights,
+            detail,
+            cluster,
+        })
     }
 
     /// The camera cluster of photo `i`: the bank index that names it.
@@ -721,7 +756,7 @@ impl Engine {
                         }
                         _ => None,
                     };
-                    let evidence = Evidence {
+                    let mut evidence = Evidence {
                         coarse: ver.coarse,
                         fine: ver.fine,
                         local,
@@ -733,7 +768,9 @@ impl Engine {
                             .iter()
                             .filter_map(|f| grid::scene(plane, f, sig, w, &occ))
                             .reduce(f32::min),
+                        ..Evidence::default()
                     };
+                    self.add_detail(i, l, (plane, &rect, &occ), &ver, &mut evidence);
                     self.decide(i, d, Some((ver.score, evidence)))
                 }
                 _ => self.decide(i, d, None),
@@ -745,6 +782,32 @@ impl Engine {
 }
 
 impl Engine {
+    /// Compares the found image with photo `i`'s detail print ([`crate::detail`]) when the
+    /// candidate could be named: it matches and agrees in everything else. The print is
+    /// read for few candidates, and only they need it.
+    fn add_detail(
+        &self,
+        i: usize,
+        learned: &Learned,
+        (plane, rect, occ): (&Plane, &Rect, &grid::Occlusion),
+        ver: &grid::Verified,
+        evidence: &mut Evidence,
+    ) {
+        let could_name = (ver.score * 256.0).round() as u32 <= self.params.threshold
+            && self.params.rules.agrees(evidence);
+        let (Some(weights), true) = (&learned.detail, could_name) else {
+            return;
+        };
+        let Some(own) = self.store.detail(i) else {
+            return;
+        };
+        if let Some((worst, apart)) =
+            crate::detail::windows(plane, rect, &ver.frame, &own, weights, occ)
+        {
+            (evidence.detail, evidence.detail2) = (Some(worst), Some(apart));
+        }
+    }
+
     /// The decision for fingerprint `entry` retrieved at hash distance `d`: by its verified
     /// score (0–1, scaled to 0–256) when it has a signature, by `d` alone when it has none.
     fn decide(&self, entry: usize, d: u32, verified: Option<(f32, Evidence)>) -> Scored {

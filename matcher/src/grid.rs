@@ -30,24 +30,24 @@ pub const COARSE: usize = 24;
 pub const FINE: usize = 48;
 
 /// Steps of an `n`×`n` grid: horizontal first, then vertical.
-const fn steps(n: usize) -> usize {
+pub(crate) const fn steps(n: usize) -> usize {
     2 * n * (n - 1)
 }
 
-const fn words(n: usize) -> usize {
+pub(crate) const fn words(n: usize) -> usize {
     steps(n).div_ceil(64)
 }
 
-fn bit(words: &[u64], i: usize) -> bool {
+pub(crate) fn bit(words: &[u64], i: usize) -> bool {
     words[i / 64] >> (i % 64) & 1 == 1
 }
 
 /// Signs and strengths of the cell-to-cell luminance steps of one grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Steps {
-    n: usize,
-    sign: Vec<u64>,
-    strong: Vec<u64>,
+    pub(crate) n: usize,
+    pub(crate) sign: Vec<u64>,
+    pub(crate) strong: Vec<u64>,
 }
 
 impl Steps {
@@ -59,17 +59,17 @@ impl Steps {
         }
     }
 
-    fn bytes(n: usize) -> usize {
+    pub(crate) fn bytes(n: usize) -> usize {
         2 * words(n) * 8
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         for w in self.sign.iter().chain(self.strong.iter()) {
             out.extend_from_slice(&w.to_le_bytes());
         }
     }
 
-    fn read(n: usize, b: &[u8]) -> Steps {
+    pub(crate) fn read(n: usize, b: &[u8]) -> Steps {
         let word = |i: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&b[i * 8..i * 8 + 8]);
@@ -93,7 +93,7 @@ impl Steps {
     }
 
     /// The steps of the mirror image (left–right) of what `self` describes.
-    fn mirrored(&self) -> Steps {
+    pub(crate) fn mirrored(&self) -> Steps {
         let n = self.n;
         let mut out = Steps::empty(n);
         let mut set = |k: usize, from: usize, negate: bool| {
@@ -120,7 +120,7 @@ impl Steps {
 
     /// Per-step weights given the siblings' steps (see the module docs), their total, and the
     /// mask of the strong steps most siblings share (the camera's background).
-    fn weights(&self, siblings: &[&Steps]) -> (Vec<f32>, f32, Vec<u64>) {
+    pub(crate) fn weights(&self, siblings: &[&Steps]) -> (Vec<f32>, f32, Vec<u64>) {
         let mut w = vec![0f32; steps(self.n)];
         let mut background = vec![0u64; words(self.n)];
         for (i, wi) in w.iter_mut().enumerate() {
@@ -303,7 +303,17 @@ impl Frame {
 
 /// Samples the `n`×`n` cells of `frame` from `plane`: the steps of what lies there, and a
 /// validity mask of the steps whose two cells both fall inside the plane.
-fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
+pub(crate) fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
+    sample_strong(plane, frame, n, 1.0)
+}
+
+/// [`sample`], with a step strong when it exceeds `strong` times the mean step.
+pub(crate) fn sample_strong(
+    plane: &Plane,
+    frame: &Frame,
+    n: usize,
+    strong: f32,
+) -> (Steps, Vec<u64>) {
     let mut m = vec![0f32; n * n];
     let mut inside = vec![false; n * n];
     let (pw, ph) = (plane.width as f32, plane.height as f32);
@@ -340,7 +350,7 @@ fn sample(plane: &Plane, frame: &Frame, n: usize) -> (Steps, Vec<u64>) {
         if *d > 0.0 {
             out.sign[k / 64] |= 1 << (k % 64);
         }
-        if d.abs() > mean {
+        if d.abs() > strong * mean {
             out.strong[k / 64] |= 1 << (k % 64);
         }
     }
@@ -411,7 +421,7 @@ const BLOCK: usize = 6;
 const MIN_BLOCK_WEIGHT: f32 = 4.0;
 
 /// The step `k` of an `n`-grid as (cell row, cell column) of its first cell.
-fn step_cell(k: usize, n: usize) -> (usize, usize) {
+pub(crate) fn step_cell(k: usize, n: usize) -> (usize, usize) {
     let h = n * (n - 1);
     if k < h {
         (k / (n - 1), k % (n - 1))
@@ -505,7 +515,7 @@ pub struct Occlusion {
 
 impl Occlusion {
     /// Whether step `k` of an `n`-grid under `frame` touches an occluded band.
-    fn hides(&self, k: usize, n: usize, frame: &Frame) -> bool {
+    pub(crate) fn hides(&self, k: usize, n: usize, frame: &Frame) -> bool {
         if self.bands.iter().all(|(a, b)| b <= a) {
             return false;
         }

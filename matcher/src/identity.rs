@@ -14,6 +14,9 @@
 //!   one edit at one place, a caption or a banner's edge.)
 //! - **its colour agrees** when both images have colour ([`Evidence::colour`]): a repaint of
 //!   the same luminance is invisible to every luminance print;
+//! - **its details agree** ([`Evidence::detail`]): the worst window of the 64×64 detail
+//!   print ([`crate::detail`]), where a plate's characters and the driver are resolved — a
+//!   twin whose paint is close, or a grey or brightened copy of one, still differs there;
 //! - **it is clearly better than the runner-up**: every other candidate that also agrees
 //!   must score at least a margin worse, so two siblings that explain the image about
 //!   equally well name neither. A sibling that fails the checks above is no rival: a
@@ -39,6 +42,8 @@ pub struct Rules {
     pub colour: f32,
     /// Highest background disagreement for a scene sighting.
     pub scene: f32,
+    /// Highest disagreement of the worst window of the detail print for a named photo.
+    pub detail: f32,
 }
 
 impl Default for Rules {
@@ -48,6 +53,7 @@ impl Default for Rules {
             local: 0.35,
             colour: 10.0,
             scene: 0.15,
+            detail: 0.2,
         }
     }
 }
@@ -70,7 +76,9 @@ pub enum Identity {
 impl Rules {
     /// Whether every measurement of a verified candidate agrees with its photo.
     pub fn agrees(&self, e: &Evidence) -> bool {
-        e.local2 <= self.local && e.colour.is_none_or(|c| c <= self.colour)
+        e.local2 <= self.local
+            && e.colour.is_none_or(|c| c <= self.colour)
+            && e.detail.is_none_or(|d| d <= self.detail)
     }
 }
 
@@ -120,6 +128,17 @@ mod tests {
     use crate::engine::{Entry, Params};
 
     fn scored(entry: usize, distance: u32, local: f32, colour: Option<f32>, scene: f32) -> Scored {
+        scored_detail(entry, distance, local, colour, scene, None)
+    }
+
+    fn scored_detail(
+        entry: usize,
+        distance: u32,
+        local: f32,
+        colour: Option<f32>,
+        scene: f32,
+        detail: Option<f32>,
+    ) -> Scored {
         Scored {
             entry,
             distance,
@@ -131,6 +150,7 @@ mod tests {
                 local2: local,
                 colour,
                 scene: Some(scene),
+                detail,
                 ..Evidence::default()
             },
         }
@@ -143,6 +163,7 @@ mod tests {
                 regions: vec![[i as u8; 32]],
                 signature: None,
                 colour: None,
+                detail: None,
             })
             .collect();
         Engine::new(entries, Params::default())
@@ -181,5 +202,20 @@ mod tests {
         let elsewhere = [scored(2, 3, 0.1, Some(35.0), 0.4)];
         assert_eq!(identify(&e, &elsewhere, &r), Identity::Unknown);
         assert_eq!(identify(&e, &[], &r), Identity::Unknown);
+    }
+
+    #[test]
+    fn a_twin_with_the_same_paint_and_another_plate_is_not_named() {
+        let (e, r) = (engine(), Rules::default());
+        // Near everywhere, same paint, every fine block agrees: only the plate's window of
+        // the detail print disagrees. Another car of the camera, not the photo.
+        let twin = [scored_detail(1, 3, 0.1, Some(2.0), 0.01, Some(0.45))];
+        match identify(&e, &twin, &r) {
+            Identity::Scene { nearest, .. } => assert_eq!(nearest[0].entry, 1),
+            other => panic!("{other:?}"),
+        }
+        // A copy agrees in its details too, and is named.
+        let copy = [scored_detail(1, 3, 0.1, Some(2.0), 0.01, Some(0.08))];
+        assert_eq!(identify(&e, &copy, &r), Identity::Photo(copy[0]));
     }
 }

@@ -223,6 +223,7 @@ pub fn import_hashes(
             regions: vec![hash],
             signature: None,
             colour: None,
+            detail: None,
         };
         if bank.insert(fp) {
             report.added += 1;

@@ -17,6 +17,7 @@
 
 pub mod bank;
 pub mod colour;
+pub mod detail;
 pub mod engine;
 pub mod grid;
 pub mod hashing;
@@ -261,6 +262,7 @@ pub fn fingerprint_image(
         regions: prints.regions,
         signature: Some(prints.signature),
         colour: prints.colour,
+        detail: Some(prints.detail),
     })
 }
 

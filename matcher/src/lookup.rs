@@ -3,7 +3,7 @@
 //!
 //! The bank file ([`crate::bank`]) is a compact, checksummed record stream: right for
 //! import, wrong for matching, which would parse every record into the heap (labels,
-//! hashes, ~1.7 KB of signature and colour per photo) and then copy the hashes again into
+//! hashes, ~3.7 KB of signature, colour and detail print per photo) and then copy the hashes again into
 //! the multi-indexes (96 bytes per hash, five hashes per photo). At ten million photos that
 //! is tens of gigabytes of heap before the first image is matched.
 //!
@@ -22,7 +22,10 @@
 //! WHOLE_MIH    16 × (65,537 offsets u32 | photos ids u32)
 //! SIGNATURES   (photos) × Signature::BYTES
 //! COLOURS      (photos) × colour::BYTES
+//! DETAILS      (photos) × detail::BYTES
 //! ```
+//!
+//! Version 2 added DETAILS; a file of another version is rebuilt from the bank.
 //!
 //! The multi-index is [`crate::mih`]'s, serialised; queries run on the mapped arrays
 //! ([`crate::mih::MihRef`]). The page cache holds what is hot; nothing is copied.
@@ -39,6 +42,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::colour::{self, ColourGrid};
+use crate::detail::{self, Detail};
 use crate::engine::Region;
 use crate::grid::Signature;
 use crate::hashing::Hash256;
@@ -46,13 +50,14 @@ use crate::mih::{self, words, MihRef};
 
 pub const LOOKUP_FILE: &str = "fingerprints.lookup";
 const MAGIC: &[u8; 8] = b"LWLOOKUP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const ALIGN: u64 = 64;
 /// Region hashes per photo in CODES (the [`Region::ALL`] order).
 pub const REGIONS: usize = 4;
 
 const FLAG_SIGNATURE: u8 = 1;
 const FLAG_COLOUR: u8 = 2;
+const FLAG_DETAIL: u8 = 4;
 
 /// Sections, in file order.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +71,9 @@ enum Section {
     WholeMih,
     Signatures,
     Colours,
+    Details,
 }
-const SECTIONS: usize = 9;
+const SECTIONS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -93,6 +99,10 @@ pub trait Photos {
     fn regions(&self, i: usize) -> Cow<'_, [Hash256]>;
     fn signature(&self, i: usize) -> Option<Cow<'_, Signature>>;
     fn colour(&self, i: usize) -> Option<Cow<'_, ColourGrid>>;
+    /// The detail print; none by default (photos written without one).
+    fn detail(&self, _i: usize) -> Option<Cow<'_, Detail>> {
+        None
+    }
 }
 
 impl Photos for [crate::Fingerprint] {
@@ -113,6 +123,9 @@ impl Photos for [crate::Fingerprint] {
     }
     fn colour(&self, i: usize) -> Option<Cow<'_, ColourGrid>> {
         self[i].colour.as_ref().map(Cow::Borrowed)
+    }
+    fn detail(&self, i: usize) -> Option<Cow<'_, Detail>> {
+        self[i].detail.as_ref().map(Cow::Borrowed)
     }
 }
 
@@ -177,6 +190,9 @@ pub fn write(
             if photos.colour(i).is_some() {
                 flags |= FLAG_COLOUR;
             }
+            if photos.detail(i).is_some() {
+                flags |= FLAG_DETAIL;
+            }
             w.write_all(&[flags, photos.regions(i).len().min(REGIONS) as u8])?;
         }
         Ok(n as u64 * 2)
@@ -230,6 +246,17 @@ pub fn write(
             }
         }
         Ok((n * colour::BYTES) as u64)
+    })
+    .map_err(io)?;
+    section(&mut w, &mut pos, Section::Details, &mut |w| {
+        let empty = vec![0u8; detail::BYTES];
+        for i in 0..n {
+            match photos.detail(i) {
+                Some(d) => w.write_all(&d.to_bytes())?,
+                None => w.write_all(&empty)?,
+            }
+        }
+        Ok((n * detail::BYTES) as u64)
     })
     .map_err(io)?;
     // Header last, now that the table is known.
@@ -380,6 +407,7 @@ impl Lookup {
             (Section::WholeMih, Some(mih::slots_bytes(n))),
             (Section::Signatures, Some(n * Signature::BYTES)),
             (Section::Colours, Some(n * colour::BYTES)),
+            (Section::Details, Some(n * detail::BYTES)),
         ];
         for (s, len) in expect {
             if let Some(len) = len {
@@ -413,6 +441,7 @@ impl Lookup {
             Section::WholeMih,
             Section::Signatures,
             Section::Colours,
+            Section::Details,
         ] {
             let (off, len) = self.table[s as usize];
             if len > 0 {
@@ -513,6 +542,14 @@ impl Lookup {
         let b = colour::BYTES;
         ColourGrid::from_bytes(&self.bytes(Section::Colours)[i * b..(i + 1) * b])
     }
+
+    pub fn detail(&self, i: usize) -> Option<Detail> {
+        if i >= self.n || self.kind(i).0 & FLAG_DETAIL == 0 {
+            return None;
+        }
+        let b = detail::BYTES;
+        Detail::from_bytes(&self.bytes(Section::Details)[i * b..(i + 1) * b])
+    }
 }
 
 #[cfg(test)]
@@ -549,6 +586,7 @@ mod tests {
             regions: vec![[seed; 32]],
             signature: None,
             colour: None,
+            detail: None,
         }
     }
 
@@ -571,6 +609,7 @@ mod tests {
             assert_eq!(l.label(i), fp.label);
             assert_eq!(l.signature(i), fp.signature);
             assert_eq!(l.colour(i), fp.colour);
+            assert_eq!(l.detail(i), fp.detail);
             assert_eq!(l.whole(i), fp.regions.first().copied());
             for (r, h) in fp.regions.iter().enumerate() {
                 let id = (i * REGIONS + r) as u32;

@@ -6,7 +6,8 @@
 //! Python package ships). A quarter of the camera photos are *twins* of an
 //! earlier one: the same car model at the same spot in the same conditions,
 //! with another paint, plate and driver ([`Car::twin`]), so a copy of either
-//! must name the right one. The found set is a fixed sample of the stolen set
+//! must name the right one. A third of twins are fleet cars whose plate
+//! differs in only one or two characters. The found set is a fixed sample of the stolen set
 //! passed through every transform a leaker may apply. The negative set holds
 //! pictures that must never raise an image alert: twins of stolen photos that
 //! are not in the stolen set (`same-car`, the hardest case: only paint, plate
@@ -388,9 +389,10 @@ fn row_name(t: Transform) -> String {
     }
 }
 
-/// One crossing at a camera: the car, the conditions and the photo.
+/// One crossing at a camera: the car, its plate, the conditions and the photo.
 struct Crossing {
     car: Car,
+    plate: String,
     conditions: u64,
     image: RgbImage,
 }
@@ -404,28 +406,38 @@ impl Crossing {
         let image = scene::camera_photo(camera, Some(&car), conditions);
         Crossing {
             car,
+            plate,
             conditions,
             image,
         }
     }
 
     /// The same car model at the same spot in the same conditions, with
-    /// another paint, plate and driver, and its own sensor noise.
+    /// another paint, plate and driver, and its own sensor noise. A third of
+    /// twins are fleet cars: their plate differs from this one's in only one
+    /// or two characters, so the plate alone barely tells them apart.
     fn twin(&self, camera: &Camera, rng: &mut Rng) -> Crossing {
-        let plate = plate(rng);
+        let plate = if rng.chance(1.0 / 3.0) {
+            near_plate(&self.plate, rng)
+        } else {
+            plate(rng)
+        };
         let car = self.car.twin(rng, &plate);
         let image = scene::camera_photo_in(camera, Some(&car), self.conditions, rng.next_u64());
         Crossing {
             car,
+            plate,
             conditions: self.conditions,
             image,
         }
     }
 }
 
+const PLATE_LETTERS: &[u8] = b"ABCEHKMOPTXY";
+
 fn plate(rng: &mut Rng) -> String {
-    const LETTERS: &[u8] = b"ABCEHKMOPTXY";
-    let l = |rng: &mut Rng| char::from(LETTERS[rng.below(LETTERS.len() as u64) as usize]);
+    let l =
+        |rng: &mut Rng| char::from(PLATE_LETTERS[rng.below(PLATE_LETTERS.len() as u64) as usize]);
     format!(
         "{}{}{}-{:04}",
         l(rng),
@@ -433,6 +445,32 @@ fn plate(rng: &mut Rng) -> String {
         rng.below(10),
         rng.below(10_000)
     )
+}
+
+/// A plate of the same format that differs from `plate` in one or two
+/// characters (a letter for a letter, a digit for a digit).
+fn near_plate(plate: &str, rng: &mut Rng) -> String {
+    let mut chars: Vec<u8> = plate.bytes().collect();
+    let places: Vec<usize> = (0..chars.len()).filter(|&i| chars[i] != b'-').collect();
+    let changes = 1 + rng.below(2) as usize;
+    let mut changed = Vec::new();
+    while changed.len() < changes.min(places.len()) {
+        let i = places[rng.below(places.len() as u64) as usize];
+        if changed.contains(&i) {
+            continue;
+        }
+        let pool: &[u8] = if chars[i].is_ascii_digit() {
+            b"0123456789"
+        } else {
+            PLATE_LETTERS
+        };
+        let old = chars[i];
+        while chars[i] == old {
+            chars[i] = pool[rng.below(pool.len() as u64) as usize];
+        }
+        changed.push(i);
+    }
+    String::from_utf8(chars).unwrap_or_else(|_| plate.to_string())
 }
 
 fn banner_text(rng: &mut Rng) -> String {
