@@ -183,26 +183,7 @@ async fn a_role_waiting_for_its_broker_is_not_ready_and_stops_on_sigterm() {
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
     let mut child = KillOnDrop(cmd.spawn().unwrap());
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("no metrics address printed");
-        if let Some(rest) = line.strip_prefix("metrics on http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
+    let (addr, rx) = metrics_address(&mut child.0);
     assert_eq!(get(&addr, "/healthz").0, 200);
     for _ in 0..5 {
         let (code, body) = get(&addr, "/readyz");
@@ -236,7 +217,7 @@ async fn a_role_waiting_for_its_broker_is_not_ready_and_stops_on_sigterm() {
     );
 }
 
-/// Prints the metrics address of a starting process and hands its stderr lines over.
+/// The metrics address a starting process prints on stderr, and its later stderr lines.
 fn metrics_address(child: &mut std::process::Child) -> (String, std::sync::mpsc::Receiver<String>) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
