@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use image::{DynamicImage, RgbImage};
 use leakwatch_matcher::colour::ColourGrid;
+use leakwatch_matcher::detail::{self, Detail};
 use leakwatch_matcher::grid::Signature;
 use leakwatch_matcher::hashing::Hash256;
 use leakwatch_matcher::lookup::{self, Lookup, Photos};
@@ -134,6 +135,12 @@ impl Photos for Synthetic {
                     .collect();
                 ColourGrid::from_bytes(&b).map(Cow::Owned)
             }
+        }
+    }
+    fn detail(&self, i: usize) -> Option<Cow<'_, Detail>> {
+        match self.real(i) {
+            Some(fp) => fp.detail.as_ref().map(Cow::Borrowed),
+            None => Detail::from_bytes(&bytes((i as u64) ^ 0xDE7A, detail::BYTES)).map(Cow::Owned),
         }
     }
 }
