@@ -183,11 +183,42 @@ struct Built {
     photos: Vec<image::RgbImage>,
 }
 
+/// The site's files, the links of its index and the truth of its pages, as they are added.
+#[derive(Default)]
+struct Site {
+    files: BTreeMap<String, (&'static str, Vec<u8>)>,
+    links: Vec<String>,
+    pages: Vec<XssPage>,
+}
+
+impl Site {
+    /// Serves an HTML page at `url`, linked from the index as `href`, showing `shows`.
+    fn page(
+        &mut self,
+        href: String,
+        url: &Url,
+        title: String,
+        body: &str,
+        word: String,
+        shows: String,
+    ) {
+        self.files.insert(
+            url.path().to_string(),
+            ("text/html; charset=utf-8", page_html(&title, body)),
+        );
+        self.links.push(href);
+        self.pages.push(XssPage {
+            url: url.to_string(),
+            word,
+            title,
+            shows: vec![shows],
+        });
+    }
+}
+
 /// Builds every page and image for a site at `base`.
 fn build(base: &Url, identifier: Option<&str>) -> Built {
-    let mut files = BTreeMap::new();
-    let mut pages = Vec::new();
-    let mut links = Vec::new();
+    let mut site = Site::default();
     let filler = transform::jpeg(&scene::landscape(&mut Rng::new(0x7e57_0555)), 80).bytes;
     let live: String = LIVE.concat();
 
@@ -197,7 +228,8 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
         let url = resolve(base, &href);
         let img_href = format!("/img/{i}/{}.jpg", path_piece(payload));
         let img = resolve(base, &img_href);
-        files.insert(img.path().to_string(), ("image/jpeg", filler.clone()));
+        site.files
+            .insert(img.path().to_string(), ("image/jpeg", filler.clone()));
         let title = format!("{payload} {word}");
         let body = format!(
             "<h1>{p}</h1><p>{word} shows {p} as text {word}</p>{live}\
@@ -206,17 +238,8 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
             p = esc(payload),
             ih = esc(&img_href),
         );
-        files.insert(
-            url.path().to_string(),
-            ("text/html; charset=utf-8", page_html(&title, &body)),
-        );
-        links.push(href);
-        pages.push(XssPage {
-            url: url.to_string(),
-            word: word.clone(),
-            title,
-            shows: vec![format!("{word} shows {payload} as text {word}")],
-        });
+        let shows = format!("{word} shows {payload} as text {word}");
+        site.page(href, &url, title, &body, word, shows);
     }
 
     // Two stolen photos of this site's own, with payload labels and file names: one as an
@@ -243,7 +266,7 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
         let url = resolve(base, &href);
         let img_href = format!("/photos/{n}/{}.jpg", path_piece(label));
         let img = resolve(base, &img_href);
-        files.insert(
+        site.files.insert(
             img.path().to_string(),
             ("image/jpeg", transform::jpeg(&photos[n], 88).bytes),
         );
@@ -259,17 +282,7 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
         };
         let title = format!("{title_payload} {word}");
         let body = format!("<p>{}</p>{picture}{live}", esc(&shown));
-        files.insert(
-            url.path().to_string(),
-            ("text/html; charset=utf-8", page_html(&title, &body)),
-        );
-        links.push(href);
-        pages.push(XssPage {
-            url: url.to_string(),
-            word,
-            title,
-            shows: vec![shown],
-        });
+        site.page(href, &url, title, &body, word, shown);
         photo_truth.push(XssPhoto {
             label: label.to_string(),
             image_url: img.to_string(),
@@ -292,17 +305,8 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
             esc(id),
             esc("<img src=x onerror=alert('id')>")
         );
-        files.insert(
-            url.path().to_string(),
-            ("text/html; charset=utf-8", page_html(&title, &body)),
-        );
-        links.push(href);
-        pages.push(XssPage {
-            url: url.to_string(),
-            word,
-            title,
-            shows: vec!["<img src=x onerror=alert('id')>".to_string()],
-        });
+        let shows = "<img src=x onerror=alert('id')>".to_string();
+        site.page(href, &url, title, &body, word, shows);
         text_leak = Some(XssTextLeak {
             page_url: url.to_string(),
             identifier: id.to_string(),
@@ -317,22 +321,18 @@ fn build(base: &Url, identifier: Option<&str>) -> Built {
         let url = resolve(base, &href);
         let title = format!("query payload {word}");
         let body = format!("<p>{word} reached through a query string {word}</p>");
-        files.insert(
-            url.path().to_string(),
-            ("text/html; charset=utf-8", page_html(&title, &body)),
-        );
-        links.push(href);
-        pages.push(XssPage {
-            url: url.to_string(),
-            word: word.clone(),
-            title,
-            shows: vec![format!("{word} reached through a query string {word}")],
-        });
+        let shows = format!("{word} reached through a query string {word}");
+        site.page(href, &url, title, &body, word, shows);
     }
 
     // The root: every page, plus links no crawler may follow.
     let word = word(PAYLOADS.len() + PHOTO_LABELS.len() + 2);
     let mut body = format!("<h1>payload index</h1><p>{word} index of payload pages {word}</p><ul>");
+    let Site {
+        mut files,
+        links,
+        mut pages,
+    } = site;
     for (href, page) in links.iter().zip(&pages) {
         body.push_str(&format!(
             "<li><a href=\"{}\">{}</a></li>",
